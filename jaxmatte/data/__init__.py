@@ -1,0 +1,1 @@
+"""Data: TFRecord builders, the tf.data pipeline, preprocessing ops and synthetic data."""

@@ -1,0 +1,27 @@
+"""Test set-up: 8 fake CPU devices and a quiet TensorFlow, set before JAX is imported."""
+
+import os
+import pathlib
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+REALMATTE = REPO.parent / "shared" / "data" / "realmatte"
+
+
+@pytest.fixture(scope="session")
+def realmatte_dir() -> pathlib.Path:
+    """The shared alphamatting.com training set; skips the test when it is absent."""
+    if not (REALMATTE / "image").is_dir():
+        pytest.skip(f"shared data not found at {REALMATTE}")
+    return REALMATTE
+
+
+def torch_or_skip():
+    """Imports torch for parity tests, or skips them when it is not installed."""
+    return pytest.importorskip("torch")
