@@ -28,11 +28,46 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DATA_AXIS = "data"
 
 # --- metrics ---
+# DIM MATLAB scripts (DIM_evaluation_code/): SAD, Grad and Conn are reported /1000 (evaluate.m).
+METRIC_SCALE = 1000.0
+GRAD_SIGMA = 1.4  # gaussgradient(., 1.4) in compute_gradient_loss.m
+GRAD_EPSILON = 1e-2  # gaussgradient.m: kernel half-size from this tail mass
+CONN_STEP = 0.1  # compute_connectivity_error(., 0.1) in evaluate.m
+CONN_THETA = 0.15  # phi = 1 - d * [d >= 0.15]
+P3M_GRAD_SCALE = 10.0  # JizhiziLi/P3M compute_gradient_whole_image divides by 10
+UINT16_PER_UINT8 = 257.0  # 65535 / 255: 16-bit PNG values -> 0..255
 
 # --- propagation ---
+# Closed-form matting defaults: eps of the colour-line regulariser (Levin et al. 2008; pymatting's
+# default) and the confidence lambda given to trimap-known pixels (Levin et al. 2008, Sec. 3.1).
+MATTING_EPS = 1e-7
+MATTING_LAMBDA = 100.0
+# PCG defaults: relative residual tolerance and iteration cap (dmp.md Sec. 4.2).
+CG_TOL = 1e-5
+CG_MAXITER = 2000
+# Relative ridge rho * mean(diag(A)) added to images with no known pixel (dmp.md Sec. 4.3).
+SINGULAR_RIDGE = 1e-6
 
 # --- foreground ---
+# LSA Algorithm 2 (Feng et al.; code tools/reestimate_foreground_final.py): S levels, kappa, T sweeps
+# at the finest level (T * 2**s at level s).
+FG_LEVELS = 6
+FG_KAPPA = 1.0
+FG_FINEST_ITERS = 20
 
 # --- data ---
+# Image files a dataset folder may hold (matched case-insensitively, paired by stem).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# A matte stored as RGB is read from channel 0 only if its channels differ by at most this (8-bit
+# levels; JPEG chroma noise), otherwise the file is rejected as a photo, not a matte.
+ALPHA_RGB_TOLERANCE = 8
 
 # --- models ---
+# BatchNorm: Flax momentum = 1 - PyTorch momentum (0.1 -> 0.9); PyTorch's default epsilon.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+# BatchNorm modes of the CNN backbones: batch statistics / running statistics / cross-device.
+BN_MODES = ("train", "frozen", "sync")
+# ViTMatte pads its input to a multiple of 32 (spec ddc_vitmatte.md 4.1); modes of pad_to_multiple.
+VITMATTE_PAD_MULTIPLE = 32
+PAD_MODES = ("vitmatte_quirk", "minimal")
