@@ -1,0 +1,194 @@
+"""The preprocessing-op spec of every training recipe (DDC, GCA, TCP, SGM Net-T/Net-M, DMP, LSA).
+
+Each function returns a ``"op1(...)|op2(...)"`` string for ``preprocess.build``. Every recipe ends
+with the same pack: ``normalize`` (ImageNet) -> ``trimap_to_label`` -> ``keep``, so the output is
+model-ready: "image" float32 [S, S, 3] normalised, "trimap" [S, S, 1] in {0, 0.5, 1}, "alpha"
+[S, S, 1] in [0, 1] when the input had alpha (DDC's real data has none), plus "trimap_tcp" (TCP),
+"softseg" [S, S, 2] (SGM Net-T) and normalised "fg" / "bg" (GCA family, ``keep_fg_bg``).
+
+Input keys: DDC reads image + trimap (+ alpha); the composition recipes read fg, alpha and a
+background bg of any size; GCA/TCP/SGM-M/DMP with ``fg_pair`` also need a second foreground
+fg2 / alpha2 (the pipeline zips one in).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+MODEL_KEYS = ("image", "trimap", "alpha")
+
+
+def pack(extra_labels: tuple[str, ...] = (), extra: tuple[str, ...] = (), rgb=("image",)) -> str:
+    """The final ops: normalise ``rgb`` keys, trimap codes -> labels, keep the model keys."""
+    labels = ("trimap",) + tuple(extra_labels)
+    keep = MODEL_KEYS + tuple(extra_labels) + tuple(extra)
+    return f"normalize({tuple(rgb)!r})|trimap_to_label({labels!r})|keep({keep!r})"
+
+
+def ddc(
+    size: int = 512,
+    augment: str = "paper",
+    scale: tuple[float, float] = (0.8, 1.25),
+    flip: float = 0.5,
+    online_trimap: str | None = None,
+    compose: bool = False,
+) -> str:
+    """DDC / alpha-free: [scale] -> small-image enlarge -> unknown-centred crop -> [hflip] -> pack.
+
+    Args:
+      augment: "paper" (isotropic rescale U[0.8, 1.25] and hflip p = 0.5) or "crop_only" (code).
+      online_trimap: None (the stored label trimap), "gca_erode" or "ddc_offline" to make the
+        label trimap from alpha on the fly (e.g. for synthetic data).
+      compose: first composite fg / alpha over bg into the image.
+
+    References: ddc_vitmatte.md §2, §5.2.
+    """
+    if augment not in ("paper", "crop_only"):
+        raise ValueError(f"ddc augment must be 'paper' or 'crop_only', got {augment!r}")
+    ops = []
+    if compose:
+        ops += [
+            "resize_like('alpha', ('bg',), 'bicubic')",
+            "composite()",
+            "keep(('image', 'alpha'))",
+        ]
+    if online_trimap is not None:
+        if online_trimap not in ("gca_erode", "ddc_offline"):
+            raise ValueError(f"unknown online_trimap {online_trimap!r}")
+        ops.append(f"{online_trimap}()")
+    if augment == "paper":
+        ops.append(f"random_scale({scale[0]}, {scale[1]})")
+    ops += [f"enlarge({size}, method='random')", f"unknown_crop({size}, methods={{}})"]
+    if augment == "paper":
+        ops.append(f"hflip({flip})")
+    return "|".join(ops + [pack()])
+
+
+def gca(
+    size: int = 512,
+    fg_pair: bool = True,
+    pair_resize: int = 640,
+    keep_fg_bg: bool = False,
+    tcp: bool = False,
+) -> str:
+    """GCA pipeline: fg pair -> 640 resize (p .25) -> affine -> erosion trimap(s) -> bg fit ->
+    enlarge -> unknown-centred crop -> HSV jitter -> composite -> pack.
+
+    Args:
+      fg_pair: merge a second foreground (fg2 / alpha2 keys) with p = 0.5.
+      keep_fg_bg: also return normalised fg and bg (optional composition loss).
+      tcp: add TCP's noisy second trimap "trimap_tcp" (tcp.md §8).
+
+    References: data_and_metrics.md §3.2.
+    """
+    fa = "('fg', 'alpha')"
+    ops = ["fg_pair(0.5)"] if fg_pair else []
+    ops += [
+        f"random_resize({pair_resize}, 0.25, 'nearest', {fa})",
+        f"random_affine(keys={fa})",
+        "gca_erode()",
+    ]
+    if tcp:
+        ops.append("tcp_noisy()")
+    ops += [
+        "resize_like('alpha', ('bg',), 'bicubic')",
+        f"enlarge({size}, methods={{'bg': 'bicubic'}})",
+        f"unknown_crop({size})",
+        "hsv_jitter()",
+        "composite()",
+    ]
+    extra = ("fg", "bg") if keep_fg_bg else ()
+    labels = ("trimap_tcp",) if tcp else ()
+    return "|".join(ops + [pack(labels, extra, ("image",) + extra)])
+
+
+def tcp(size: int = 512, **kw) -> str:
+    """TCP: the GCA pipeline with two trimaps, "trimap" (semantic path) and "trimap_tcp"."""
+    return gca(size, tcp=True, **kw)
+
+
+def sgm_m(size: int = 512, **kw) -> str:
+    """SGM Net-M: the GCA pipeline (sgm.md §3.7)."""
+    return gca(size, **kw)
+
+
+def dmp(size: int = 512, **kw) -> str:
+    """DMP in jaxmatte: the GCA pipeline (dmp.md §7.2)."""
+    return gca(size, **kw)
+
+
+def sgm_t(size: int = 512, sides: tuple[int, ...] = (512, 768, 1024), flip: float = 0.5) -> str:
+    """SGM Net-T: composite -> random erosion trimap -> soft segmentation "softseg" -> 15-px target
+    "trimap" -> unknown-centred patch of side in ``sides`` resized to size -> hflip -> pack.
+
+    References: sgm.md §2.3.
+    """
+    ops = [
+        "resize_like('alpha', ('bg',), 'bicubic')",
+        "composite()",
+        "gca_erode(key='trimap_rand')",
+        "sgm_softseg(src='trimap_rand')",
+        "sgm_target()",
+        "keep(('image', 'alpha', 'trimap', 'softseg'))",
+        f"sgm_crop({tuple(sides)!r}, {size})",
+        f"hflip({flip})",
+    ]
+    return "|".join(ops + [pack(extra=("softseg",))])
+
+
+def lsa(
+    size: int = 640,
+    trimap: str = "dilate",
+    gamma_mode: str = "paper",
+    ca_per_channel: bool = False,
+    blur: bool = False,
+    p: float = 0.3,
+) -> str:
+    """LSA: pad -> bg fit -> rotation -> crop k in [3h/4, 5h/4] -> flips -> gamma -> colour aug ->
+    invert -> channel permutation -> trimap -> [blur] -> composite -> pack.
+
+    Args:
+      trimap: "dilate" (paper) or "distance_band" (code).
+      blur: the alphamatting.com protocol's fg/bg Gaussian blur (p = 0.3).
+
+    References: lsa.md §6.
+    """
+    if trimap not in ("dilate", "distance_band"):
+        raise ValueError(f"lsa trimap must be 'dilate' or 'distance_band', got {trimap!r}")
+    fab = "('fg', 'alpha', 'bg')"
+    ops = [
+        f"lsa_pad({size})",
+        "resize_like('alpha', ('bg',), 'bicubic')",
+        f"rotate(0.5, 180, 10, keys={fab})",
+        f"lsa_crop({size}, {3 * size // 4}, {5 * size // 4}, keys={fab})",
+        "hflip(keys=('fg', 'alpha'))",
+        "hflip(keys=('bg',))",
+        f"alpha_gamma({p}, {gamma_mode!r})",
+        f"color_mix({p}, {ca_per_channel!r})",
+        f"invert({p})",
+        f"channel_shuffle({p})",
+        f"lsa_{trimap}()",
+    ]
+    if blur:
+        ops.append(f"gaussian_blur({p}, 3, ('fg', 'bg'))")
+    ops.append("composite()")
+    return "|".join(ops + [pack()])
+
+
+RECIPES: dict[str, Callable[..., str]] = {
+    "ddc": ddc,
+    "ddc_crop_only": lambda **kw: ddc(augment="crop_only", **kw),
+    "gca": gca,
+    "tcp": tcp,
+    "sgm_m": sgm_m,
+    "sgm_t": sgm_t,
+    "dmp": dmp,
+    "lsa": lsa,
+}
+
+
+def get(name: str, **kwargs) -> str:
+    """The op spec of recipe ``name`` (see RECIPES) with its keyword options."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name](**kwargs)
