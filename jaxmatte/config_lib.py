@@ -1,0 +1,92 @@
+"""Config helpers: validation that names the offending key before anything compiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_collections import ConfigDict
+
+from jaxmatte.registry import DATASETS, LOSSES, MODELS
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message names the key."""
+
+
+def _require(ok: bool, key: str, value: Any, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"config.{key}={value!r}: {why}")
+
+
+def _positive_ints(cfg: ConfigDict, prefix: str, keys: tuple[str, ...]) -> None:
+    for k in keys:
+        v = cfg.get(k)
+        _require(isinstance(v, int) and v > 0, f"{prefix}.{k}", v, "must be a positive integer")
+
+
+def pp_spec(data: ConfigDict) -> str:
+    """The training preprocessing spec: ``data.pp_train`` if set, else ``data.recipe``'s ops.
+
+    Recipes (``jaxmatte.data.recipes``) are built at ``data.crop_size`` with ``data.recipe_kwargs``.
+    """
+    if data.get("pp_train"):
+        return data.pp_train
+    from jaxmatte.data import recipes
+
+    try:
+        return recipes.get(data.recipe, size=data.crop_size, **data.get("recipe_kwargs", {}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"config.data.recipe={data.recipe!r}: {e}") from None
+
+
+def validate(config: ConfigDict, device_count: int, process_count: int = 1) -> None:
+    """Raises ``ConfigError`` naming the key of the first bad value.
+
+    Checks sizes, counts and rates for sign and type, that every named component is registered,
+    that preprocessing specs parse and name known ops, and that the global batch divides over
+    the devices and processes.
+    """
+    from jaxmatte.data import preprocess
+    from jaxmatte.registry import OPS
+
+    _require(config.model.name in MODELS, "model.name", config.model.name,
+             f"unknown model; known: {', '.join(MODELS.names())}")
+    _positive_ints(config.model, "model", ("pad_multiple",))
+    _require(len(config.losses) > 0, "losses", dict(config.losses), "names no loss")
+    for name, weight in config.losses.items():
+        _require(name in LOSSES, f"losses.{name}", weight,
+                 f"unknown loss; known: {', '.join(LOSSES.names())}")
+        _require(isinstance(weight, (int, float)) and weight >= 0, f"losses.{name}", weight,
+                 "weight must be a non-negative number")
+    d = config.data
+    _require(d.name in DATASETS, "data.name", d.name,
+             f"unknown dataset; known: {', '.join(DATASETS.names())}")
+    _positive_ints(d, "data", ("batch_size", "crop_size"))
+    _require(d.batch_size % device_count == 0, "data.batch_size", d.batch_size,
+             f"must be divisible by the device count {device_count}")
+    _require(d.batch_size % process_count == 0, "data.batch_size", d.batch_size,
+             f"must be divisible by the process count {process_count}")
+    if d.name == "synthetic":
+        _positive_ints(d.synthetic, "data.synthetic", ("size", "num_train", "num_eval"))
+    spec = pp_spec(d)
+    try:
+        for op, _, _ in preprocess.parse_spec(spec):
+            _require(op in OPS, "data.pp_train", spec, f"unknown preprocessing op {op!r}")
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"config.data.pp_train: {e}") from None
+    t = config.train
+    _positive_ints(t, "train", ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints"))
+    for k in ("eval_every", "image_every"):
+        _require(isinstance(t[k], int) and t[k] >= 0, f"train.{k}", t[k], "must be an integer >= 0")
+    dtype = config.model.kwargs.get("dtype", "float32")
+    _require(dtype in ("float32", "bfloat16"), "model.kwargs.dtype", dtype,
+             "must be 'float32' or 'bfloat16'")
+    o = config.optim
+    _require(o.lr > 0, "optim.lr", o.lr, "must be positive")
+    from jaxmatte import metrics
+
+    for m in config.eval.metrics:
+        _require(m in metrics.METRIC_NAMES, "eval.metrics", list(config.eval.metrics),
+                 f"unknown metric {m!r}; known: {', '.join(metrics.METRIC_NAMES)}")

@@ -1,0 +1,152 @@
+"""End to end through ``python -m jaxmatte.main``: the three modes, SIGKILL resume, two hosts."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from tests.conftest import REPO
+
+MAIN = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/ddc.py:tiny"]
+
+
+def _env(tmp_path, devices=8):
+    env = dict(os.environ, JAXMATTE_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def _run(args, env, timeout=600):
+    r = subprocess.run(MAIN + args, cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def _params(workdir):
+    mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+                                 item_names=("state", "config"))
+    step = mngr.latest_step()
+    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    return step, state["params"]
+
+
+def _leaves(tree):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = _env(tmp)
+    r = _run(["--workdir", str(tmp / "run")], env)
+    return tmp, env, r
+
+
+def test_train_writes_everything(trained):
+    tmp, _, r = trained
+    run = tmp / "run"
+    assert "built-in synthetic data" in r.stdout and "--config.data.name=am2k" in r.stdout
+    assert "steps/s" in r.stdout and "ETA" in r.stdout
+    assert "devices: 8" in r.stdout
+    step, _ = _params(run)
+    assert step == 6
+    events = list(run.glob("events.out.tfevents.*"))
+    assert events
+    summary = json.loads((run / "eval" / "metrics.json").read_text())
+    assert summary["num_images"] == 2 and np.isfinite(summary["sad"])
+    assert (run / "eval" / "per_image.csv").read_text().count("\n") >= 3
+    preds = sorted((run / "eval" / "preds").glob("*.png"))
+    assert len(preds) == 2 and cv2.imread(str(preds[0]), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+    # TensorBoard holds the scalars and the image grid.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(run), size_guidance={"images": 0, "tensors": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"]) | set(acc.Tags()["images"])
+    for tag in ("loss/total", "loss/ddc", "loss/known_l1", "lr", "steps_per_sec"):
+        assert tag in tags, tags
+    assert any("image_trimap_pred_gt" in t for t in tags), tags
+
+
+def test_eval_and_predict_modes(trained, tmp_path):
+    tmp, env, _ = trained
+    run = tmp / "run"
+    r = _run(["--workdir", str(run), "--mode", "eval"], env)
+    assert "eval of step 6" in r.stdout
+    assert (run / "eval" / "step_6" / "metrics.json").exists()
+    # predict on a folder of odd-sized images; the DDC model needs no trimap
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"a": (37, 50), "b": (64, 29)}.items():
+        cv2.imwrite(str(folder / f"{name}.png"), rng.integers(0, 255, (h, w, 3), np.uint8))
+    out = tmp_path / "out"
+    _run(["--workdir", str(run), "--mode", "predict", f"--config.predict.image={folder}",
+          f"--config.predict.out_dir={out}"], env)
+    a = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == (37, 50) and b.shape == (64, 29)
+
+
+def test_sigkill_then_resume_is_bitwise_exact(trained, tmp_path):
+    _, env, _ = trained
+    args = ["--config.train.num_steps=12", "--config.train.log_every=1",
+            "--config.train.checkpoint_every=3", "--config.train.image_every=0"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    _run(args + ["--workdir", str(ref)], env)
+    p = subprocess.Popen(MAIN + args + ["--workdir", str(killed)], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in p.stdout:
+        if line.startswith("step 7/12"):
+            p.send_signal(signal.SIGKILL)
+            break
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    step, _ = _params(killed)
+    assert 3 <= step < 12  # killed mid-run, after at least one checkpoint
+    r = _run(args + ["--workdir", str(killed)], env)
+    assert f"steps {step}->12" in r.stdout
+    (s1, p1), (s2, p2) = _params(ref), _params(killed)
+    assert s1 == s2 == 12
+    for a, b in zip(_leaves(p1), _leaves(p2)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(trained, tmp_path):
+    _, env, _ = trained
+    args = ["--config.train.image_every=0", "--config.train.num_steps=3"]
+    one = tmp_path / "one"
+    _run(args + ["--workdir", str(one)], _env(tmp_path, devices=4) | {
+        "JAXMATTE_CACHE": env["JAXMATTE_CACHE"]})
+    two = tmp_path / "two"
+    port = _free_port()
+    procs = []
+    for pid in range(2):
+        e = _env(tmp_path, devices=2) | {"JAXMATTE_CACHE": env["JAXMATTE_CACHE"]}
+        cmd = MAIN + args + ["--workdir", str(two), f"--coordinator_address=127.0.0.1:{port}",
+                             "--num_processes=2", f"--process_id={pid}"]
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=e, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs[0][-2000:] + outs[1][-2000:]
+    assert "over 2 process(es)" in outs[0]
+    (s1, p1), (s2, p2) = _params(one), _params(two)
+    assert s1 == s2 == 3
+    for a, b in zip(_leaves(p1), _leaves(p2)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
