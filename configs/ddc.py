@@ -13,65 +13,98 @@ from jaxmatte.optim import ddc_optim_config
 def get_config(arg: str | None = None) -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
-    c.model = ConfigDict({
-        "name": "vitmatte_s",
-        "kwargs": {"in_channels": 3, "dtype": "float32"},
-        "pad_multiple": 32,
-        "pad_mode": "vitmatte_quirk",
-        "needs_trimap": False,  # DDC is trimap-free: trimaps are labels, not inputs
-    })
+    c.model = ConfigDict(
+        {
+            "name": "vitmatte_s",
+            "kwargs": {"in_channels": 3, "dtype": "float32"},
+            "pad_multiple": 32,
+            "pad_mode": "vitmatte_quirk",
+            "needs_trimap": False,  # DDC is trimap-free: trimaps are labels, not inputs
+        }
+    )
     # L = L_known + 10 L_DDC (ddc_vitmatte.md 3.4).
     c.losses = ConfigDict({"known_l1": 1.0, "ddc": 10.0})
     c.loss_kwargs = ConfigDict({"ddc": {"window": 11, "topk": 11, "mode": "ddc", "border": "zero"}})
 
-    c.data = ConfigDict({
-        "name": "synthetic",
-        "dir": "",
-        "train_split": "train",
-        "eval_split": "test",
-        "bg_split": "",
-        "batch_size": 32,
-        "crop_size": 512,
-        "shuffle": True,
-        # DDC online pipeline (ddc_vitmatte.md 5.2), built at crop_size by jaxmatte.data.recipes;
-        # augment="crop_only" reproduces the released code. A non-empty pp_train replaces it.
-        "recipe": "ddc",
-        "recipe_kwargs": {"augment": "paper", "scale": (0.8, 1.25)},
-        "pp_train": "",
-        "synthetic": {"seed": 0, "size": 640, "num_train": 1800, "num_eval": 50},
-    })
+    c.data = ConfigDict(
+        {
+            "name": "synthetic",
+            "dir": "",
+            "train_split": "train",
+            "eval_split": "test",
+            "bg_split": "",
+            "batch_size": 32,
+            "crop_size": 512,
+            "shuffle": True,
+            # DDC online pipeline (ddc_vitmatte.md 5.2), built at crop_size by data/recipes.py;
+            # augment="crop_only" reproduces the released code. A non-empty pp_train replaces it.
+            "recipe": "ddc",
+            "recipe_kwargs": {"augment": "paper", "scale": (0.8, 1.25)},
+            "pp_train": "",
+            "synthetic": {"seed": 0, "size": 640, "num_train": 1800, "num_eval": 50},
+        }
+    )
     c.optim = ddc_optim_config()
-    c.train = ConfigDict({
-        "num_steps": 5625,
-        "log_every": 50,
-        "checkpoint_every": 562,
-        "keep_checkpoints": 3,
-        "eval_every": 0,
-        "eval_at_start": True,
-        "image_every": 500,
-        "num_images": 4,
-    })
-    c.eval = ConfigDict({
-        "metrics": ("sad", "mse", "grad", "conn", "sad_whole", "mad_whole", "mse_whole",
-                    "grad_whole_dim", "conn_whole", "sad_t", "mse_t"),
-        "quantize": "floor",  # PNG = floor(alpha * 255), as the DDC/ViTMatte code saves it
-        "step": -1,
-    })
+    c.train = ConfigDict(
+        {
+            "num_steps": 5625,
+            "log_every": 50,
+            "checkpoint_every": 562,
+            "keep_checkpoints": 3,
+            "eval_every": 0,
+            "eval_at_start": True,
+            "image_every": 500,
+            "num_images": 4,
+        }
+    )
+    c.eval = ConfigDict(
+        {
+            "metrics": (
+                "sad",
+                "mse",
+                "grad",
+                "conn",
+                "sad_whole",
+                "mad_whole",
+                "mse_whole",
+                "grad_whole_dim",
+                "conn_whole",
+                "sad_t",
+                "mse_t",
+            ),
+            "quantize": "floor",  # PNG = floor(alpha * 255), as the DDC/ViTMatte code saves it
+            "step": -1,
+        }
+    )
     c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": ""})
     c.init = ConfigDict({"from": "", "prefix": ""})
 
     if arg == "quick":
         c.data.update(batch_size=8, crop_size=128)
         c.data.synthetic.update(size=160, num_train=256, num_eval=8)
-        c.train.update(num_steps=300, log_every=25, checkpoint_every=100, image_every=100)
-        c.optim.update(warmup_steps=30, milestones=(200, 270), total_steps=300)
+        c.train.update(num_steps=200, log_every=20, checkpoint_every=50, image_every=50)
+        c.optim.update(warmup_steps=20, milestones=(140, 180), total_steps=200)
     elif arg == "tiny":
-        c.model.kwargs.update(dim=32, depth=2, num_heads=2, window_blocks=(0,), residual_blocks=(1,),
-                              convstream_out=(4, 8, 16), fusion_out=(16, 8, 8, 8), head_mid=4)
+        c.model.kwargs.update(
+            dim=32,
+            depth=2,
+            num_heads=2,
+            window_blocks=(0,),
+            residual_blocks=(1,),
+            convstream_out=(4, 8, 16),
+            fusion_out=(16, 8, 8, 8),
+            head_mid=4,
+        )
         c.data.update(batch_size=8, crop_size=32)
         c.data.synthetic.update(size=48, num_train=16, num_eval=2)
-        c.train.update(num_steps=6, log_every=2, checkpoint_every=2, image_every=3, num_images=2,
-                       eval_at_start=False)
+        c.train.update(
+            num_steps=6,
+            log_every=2,
+            checkpoint_every=2,
+            image_every=3,
+            num_images=2,
+            eval_at_start=False,
+        )
         c.optim.update(warmup_steps=2, milestones=(4, 5), total_steps=6, num_layers=2)
         c.eval.metrics = ("sad", "mse", "sad_whole", "mad_whole")
     elif arg:

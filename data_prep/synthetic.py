@@ -1,4 +1,4 @@
-"""Writes the built-in synthetic matting set as TFRecords: python -m data_prep.synthetic --out DIR."""
+"""Writes the built-in synthetic set as TFRecords: python -m data_prep.synthetic --out DIR."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import pathlib
 from jaxmatte.data import records, synthetic
 
 
-def prepare(out_dir: str | os.PathLike, seed: int, splits: dict[str, int],
-            spec: synthetic.SyntheticSpec = synthetic.SyntheticSpec(),
-            progress: bool = True) -> pathlib.Path:
+def prepare(
+    out_dir: str | os.PathLike,
+    seed: int,
+    splits: dict[str, int],
+    spec: synthetic.SyntheticSpec = synthetic.SyntheticSpec(),
+    progress: bool = True,
+) -> pathlib.Path:
     """Generates every split once into ``out_dir``; reuses it when it is already complete.
 
     Splits draw disjoint example indices (train first), so no eval image is trained on.

@@ -49,23 +49,47 @@ def validate(config: ConfigDict, device_count: int, process_count: int = 1) -> N
     from jaxmatte.data import preprocess
     from jaxmatte.registry import OPS
 
-    _require(config.model.name in MODELS, "model.name", config.model.name,
-             f"unknown model; known: {', '.join(MODELS.names())}")
+    _require(
+        config.model.name in MODELS,
+        "model.name",
+        config.model.name,
+        f"unknown model; known: {', '.join(MODELS.names())}",
+    )
     _positive_ints(config.model, "model", ("pad_multiple",))
     _require(len(config.losses) > 0, "losses", dict(config.losses), "names no loss")
     for name, weight in config.losses.items():
-        _require(name in LOSSES, f"losses.{name}", weight,
-                 f"unknown loss; known: {', '.join(LOSSES.names())}")
-        _require(isinstance(weight, (int, float)) and weight >= 0, f"losses.{name}", weight,
-                 "weight must be a non-negative number")
+        _require(
+            name in LOSSES,
+            f"losses.{name}",
+            weight,
+            f"unknown loss; known: {', '.join(LOSSES.names())}",
+        )
+        _require(
+            isinstance(weight, (int, float)) and weight >= 0,
+            f"losses.{name}",
+            weight,
+            "weight must be a non-negative number",
+        )
     d = config.data
-    _require(d.name in DATASETS, "data.name", d.name,
-             f"unknown dataset; known: {', '.join(DATASETS.names())}")
+    _require(
+        d.name in DATASETS,
+        "data.name",
+        d.name,
+        f"unknown dataset; known: {', '.join(DATASETS.names())}",
+    )
     _positive_ints(d, "data", ("batch_size", "crop_size"))
-    _require(d.batch_size % device_count == 0, "data.batch_size", d.batch_size,
-             f"must be divisible by the device count {device_count}")
-    _require(d.batch_size % process_count == 0, "data.batch_size", d.batch_size,
-             f"must be divisible by the process count {process_count}")
+    _require(
+        d.batch_size % device_count == 0,
+        "data.batch_size",
+        d.batch_size,
+        f"must be divisible by the device count {device_count}",
+    )
+    _require(
+        d.batch_size % process_count == 0,
+        "data.batch_size",
+        d.batch_size,
+        f"must be divisible by the process count {process_count}",
+    )
     if d.name == "synthetic":
         _positive_ints(d.synthetic, "data.synthetic", ("size", "num_train", "num_eval"))
     spec = pp_spec(d)
@@ -81,12 +105,20 @@ def validate(config: ConfigDict, device_count: int, process_count: int = 1) -> N
     for k in ("eval_every", "image_every"):
         _require(isinstance(t[k], int) and t[k] >= 0, f"train.{k}", t[k], "must be an integer >= 0")
     dtype = config.model.kwargs.get("dtype", "float32")
-    _require(dtype in ("float32", "bfloat16"), "model.kwargs.dtype", dtype,
-             "must be 'float32' or 'bfloat16'")
+    _require(
+        dtype in ("float32", "bfloat16"),
+        "model.kwargs.dtype",
+        dtype,
+        "must be 'float32' or 'bfloat16'",
+    )
     o = config.optim
     _require(o.lr > 0, "optim.lr", o.lr, "must be positive")
     from jaxmatte import metrics
 
     for m in config.eval.metrics:
-        _require(m in metrics.METRIC_NAMES, "eval.metrics", list(config.eval.metrics),
-                 f"unknown metric {m!r}; known: {', '.join(metrics.METRIC_NAMES)}")
+        _require(
+            m in metrics.METRIC_NAMES,
+            "eval.metrics",
+            list(config.eval.metrics),
+            f"unknown metric {m!r}; known: {', '.join(metrics.METRIC_NAMES)}",
+        )

@@ -38,9 +38,11 @@ P3M_GRAD_SCALE = 10.0  # JizhiziLi/P3M compute_gradient_whole_image divides by 1
 UINT16_PER_UINT8 = 257.0  # 65535 / 255: 16-bit PNG values -> 0..255
 
 # --- propagation ---
-# Closed-form matting defaults: eps of the colour-line regulariser (Levin et al. 2008; pymatting's
-# default) and the confidence lambda given to trimap-known pixels (Levin et al. 2008, Sec. 3.1).
-MATTING_EPS = 1e-7
+# Closed-form matting defaults: eps of the colour-line regulariser and the confidence lambda of
+# trimap-known pixels (Levin et al. 2008, Sec. 3.1). Levin's code and pymatting use eps 1e-7 in
+# fp64; in fp32 the window covariances are then too ill-conditioned and CG stalls on smooth
+# (resized) images, so the default is 1e-6 (same SAD on realmatte, see bench/RESULTS.md).
+MATTING_EPS = 1e-6
 MATTING_LAMBDA = 100.0
 # PCG defaults: relative residual tolerance and iteration cap (dmp.md Sec. 4.2).
 CG_TOL = 1e-5
@@ -49,7 +51,7 @@ CG_MAXITER = 2000
 SINGULAR_RIDGE = 1e-6
 
 # --- foreground ---
-# LSA Algorithm 2 (Feng et al.; code tools/reestimate_foreground_final.py): S levels, kappa, T sweeps
+# LSA Algorithm 2 (code tools/reestimate_foreground_final.py): S levels, kappa, T sweeps
 # at the finest level (T * 2**s at level s).
 FG_LEVELS = 6
 FG_KAPPA = 1.0

@@ -1,4 +1,4 @@
-"""Evaluation of a model on an eval split: predictions as 8-bit PNGs, per-image CSV, summary JSON."""
+"""Evaluation of a model on an eval split: 8-bit prediction PNGs, per-image CSV, summary JSON."""
 
 from __future__ import annotations
 
@@ -17,8 +17,13 @@ from jaxmatte.inference import apply as apply_lib
 from jaxmatte.metrics import evaluator
 
 
-def evaluate(predict_fn: Callable, variables: Any, config: ConfigDict, data_dir: str,
-             out_dir: str | os.PathLike) -> dict[str, Any]:
+def evaluate(
+    predict_fn: Callable,
+    variables: Any,
+    config: ConfigDict,
+    data_dir: str,
+    out_dir: str | os.PathLike,
+) -> dict[str, Any]:
     """Predicts every example of ``config.data.eval_split`` and scores it.
 
     The prediction is quantised as the reference pipelines save it (``config.eval.quantize``)
@@ -77,6 +82,9 @@ def run(config: ConfigDict, workdir: str) -> dict[str, Any]:
     eval_dir = pathlib.Path(workdir) / "eval"
     summary = evaluate(predict_fn, variables, config, data_dir, eval_dir / f"step_{step}")
     publish(eval_dir / f"step_{step}", eval_dir)
-    print(f"eval of step {step}: " + ", ".join(
-        f"{k}={v:.5g}" for k, v in summary.items() if isinstance(v, float)), flush=True)
+    print(
+        f"eval of step {step}: "
+        + ", ".join(f"{k}={v:.5g}" for k, v in summary.items() if isinstance(v, float)),
+        flush=True,
+    )
     return summary

@@ -1,4 +1,4 @@
-"""Entry point: python -m jaxmatte.main --config configs/ddc.py[:quick|:tiny] --workdir DIR [--mode]."""
+"""Entry point: python -m jaxmatte.main --config configs/ddc.py[:quick] --workdir DIR [--mode]."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ddc.py:quick",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, e.g. configs/ddc.py:quick", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, events, eval, predict.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "Job to run.")
 _COORD = flags.DEFINE_string("coordinator_address", "", "host:port of process 0 (multi-host).")
@@ -28,6 +29,8 @@ def main(argv: list[str]) -> None:
     _parsed = True
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # library INFO chatter off; progress is printed
     from jaxmatte import sharding
     from jaxmatte.data import pipeline
 

@@ -27,8 +27,9 @@ def _listing(path: pathlib.Path, what: str) -> dict[str, pathlib.Path]:
     raise FileNotFoundError(f"config.predict.{what}={str(path)!r}: no such file or folder")
 
 
-def pair_inputs(image: str, trimap: str, needs_trimap: bool
-                ) -> list[tuple[str, pathlib.Path, pathlib.Path | None]]:
+def pair_inputs(
+    image: str, trimap: str, needs_trimap: bool
+) -> list[tuple[str, pathlib.Path, pathlib.Path | None]]:
     """``(stem, image path, trimap path or None)`` for a file or folder, trimaps matched by stem."""
     if not image:
         raise ValueError("config.predict.image is empty: give an image file or a folder")
@@ -46,8 +47,9 @@ def pair_inputs(image: str, trimap: str, needs_trimap: bool
     return [(s, p, tris[s]) for s, p in imgs.items()]
 
 
-def predict_files(predict_fn: Any, variables: Any, config: ConfigDict, out_dir: pathlib.Path
-                  ) -> list[pathlib.Path]:
+def predict_files(
+    predict_fn: Any, variables: Any, config: ConfigDict, out_dir: pathlib.Path
+) -> list[pathlib.Path]:
     """Runs the model on every input and writes ``<stem>.png`` (and ``<stem>_fg.png``)."""
     needs_trimap = config.model.get("needs_trimap", True)
     pairs = pair_inputs(config.predict.image, config.predict.trimap, needs_trimap)
@@ -59,8 +61,10 @@ def predict_files(predict_fn: Any, variables: Any, config: ConfigDict, out_dir: 
         if tri_path is not None:
             trimap = images.read_image(tri_path, "trimap")
             if trimap.shape != image.shape[:2]:
-                raise ValueError(f"{tri_path}: trimap is {trimap.shape[1]}x{trimap.shape[0]} but "
-                                 f"{img_path} is {image.shape[1]}x{image.shape[0]}")
+                raise ValueError(
+                    f"{tri_path}: trimap is {trimap.shape[1]}x{trimap.shape[0]} but "
+                    f"{img_path} is {image.shape[1]}x{image.shape[0]}"
+                )
             trimap = apply_lib.encode_trimap(trimap)[None]
         alpha, aux = predict_fn(variables, apply_lib.encode_image(image)[None], trimap)
         pred = evaluator.quantize(np.asarray(alpha)[0, ..., 0], config.eval.quantize)
@@ -76,7 +80,7 @@ def predict_files(predict_fn: Any, variables: Any, config: ConfigDict, out_dir: 
 
 
 def run(config: ConfigDict, workdir: str) -> list[pathlib.Path]:
-    """Restores the newest checkpoint in ``workdir`` (none for parameter-free models) and predicts."""
+    """Restores the newest checkpoint in ``workdir`` (none for parameter-free models), predicts."""
     from jaxmatte import train
 
     model, variables, _ = train.restore_variables(config, workdir)

@@ -7,13 +7,15 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxmatte.conventions import DATA_AXIS
 
 
-def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0,
-                                 process_id: int = -1) -> None:
+def maybe_initialize_distributed(
+    coordinator: str = "", num_processes: int = 0, process_id: int = -1
+) -> None:
     """Starts multi-process JAX when a coordinator is given by flags or environment.
 
     Flags win over ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``.
@@ -27,14 +29,16 @@ def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0,
         process_id = int(os.environ.get("JAX_PROCESS_ID", "-1"))
     if num_processes <= 0 or process_id < 0:
         raise ValueError(f"coordinator {coordinator!r} given without num_processes/process_id")
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                               process_id=process_id)
+    jax.distributed.initialize(
+        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+    )
 
 
 def make_mesh() -> jax.sharding.Mesh:
     """A 1-D ``data`` mesh over all global devices."""
-    return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                         axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.make_mesh(
+        (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
+    )
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

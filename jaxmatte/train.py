@@ -36,8 +36,9 @@ def model_trimap(config: ConfigDict, batch: dict[str, Any]) -> Any:
     return batch.get("trimap") if config.model.get("needs_trimap", True) else None
 
 
-def make_init_fn(model: Any, tx: optax.GradientTransformation,
-                 config: ConfigDict) -> Callable[[jax.Array], State]:
+def make_init_fn(
+    model: Any, tx: optax.GradientTransformation, config: ConfigDict
+) -> Callable[[jax.Array], State]:
     def init(rng: jax.Array) -> State:
         image, trimap = dummy_inputs(config)
         variables = model.init({"params": rng}, image, trimap, train=False)
@@ -52,8 +53,9 @@ def make_init_fn(model: Any, tx: optax.GradientTransformation,
     return init
 
 
-def make_train_step(model: Any, tx: optax.GradientTransformation, config: ConfigDict,
-                    schedule: optax.Schedule) -> Callable[[State, dict], tuple[State, dict]]:
+def make_train_step(
+    model: Any, tx: optax.GradientTransformation, config: ConfigDict, schedule: optax.Schedule
+) -> Callable[[State, dict], tuple[State, dict]]:
     """``step(state, batch) -> (state, metrics)``; losses are computed in float32."""
     loss_fn = total_loss.make_loss_fn(config.losses, config.get("loss_kwargs", {}))
 
@@ -61,8 +63,12 @@ def make_train_step(model: Any, tx: optax.GradientTransformation, config: Config
         def objective(params):
             variables = {"params": params, "batch_stats": state["batch_stats"]}
             (alpha, aux), new_vars = model.apply(
-                variables, batch["image"], model_trimap(config, batch), train=True,
-                mutable=["batch_stats"])
+                variables,
+                batch["image"],
+                model_trimap(config, batch),
+                train=True,
+                mutable=["batch_stats"],
+            )
             total, metrics = loss_fn(alpha.astype(jnp.float32), aux, batch)
             return total, (metrics, new_vars.get("batch_stats", {}))
 
@@ -84,7 +90,8 @@ def build(config: ConfigDict) -> tuple[Any, optax.Schedule, optax.GradientTransf
     """The model, lr schedule, optimizer and state-init function that ``config`` names."""
     model = build_model(config)
     abstract_vars = jax.eval_shape(
-        lambda r: model.init({"params": r}, *dummy_inputs(config), train=False), jax.random.key(0))
+        lambda r: model.init({"params": r}, *dummy_inputs(config), train=False), jax.random.key(0)
+    )
     schedule = optim.make_schedule(config.optim)
     tx = optim.make_optimizer(config.optim, abstract_vars["params"])
     return model, schedule, tx, make_init_fn(model, tx, config)
@@ -93,12 +100,15 @@ def build(config: ConfigDict) -> tuple[Any, optax.Schedule, optax.GradientTransf
 def sharded_abstract_state(init_fn: Callable, mesh: jax.sharding.Mesh) -> State:
     """The state's shapes and dtypes, every leaf replicated over ``mesh``."""
     rep = sharding.replicated(mesh)
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
-                        jax.eval_shape(init_fn, jax.random.key(0)))
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
+        jax.eval_shape(init_fn, jax.random.key(0)),
+    )
 
 
-def restore_variables(config: ConfigDict, workdir: str, step: int | None = None
-                      ) -> tuple[Any, dict[str, Any], int]:
+def restore_variables(
+    config: ConfigDict, workdir: str, step: int | None = None
+) -> tuple[Any, dict[str, Any], int]:
     """``(model, host variables, step)`` from a checkpoint in ``workdir`` (newest by default).
 
     A model without parameters (e.g. closed-form matting) needs no checkpoint: its variables
@@ -115,7 +125,8 @@ def restore_variables(config: ConfigDict, workdir: str, step: int | None = None
     if step is None:
         raise FileNotFoundError(
             f"no checkpoint in {mngr.directory}: train first (--mode train) or pass --workdir "
-            "of a trained run")
+            "of a trained run"
+        )
     return model, host_variables(checkpoint.restore(mngr, abstract_state, step)), step
 
 
@@ -132,8 +143,11 @@ def load_pretrained(state: State, config: ConfigDict, mesh: jax.sharding.Mesh) -
     merged = convert_io.merge_variables(host, loaded, prefix)
     logging.info("loaded %s (%s) into %s", src, meta.get("arch", "?"), "/".join(prefix) or "root")
     rep = sharding.replicated(mesh)
-    return dict(state, params=jax.device_put(merged["params"], rep),
-                batch_stats=jax.device_put(merged["batch_stats"], rep))
+    return dict(
+        state,
+        params=jax.device_put(merged["params"], rep),
+        batch_stats=jax.device_put(merged["batch_stats"], rep),
+    )
 
 
 def host_variables(state: State) -> dict[str, Any]:
@@ -143,16 +157,19 @@ def host_variables(state: State) -> dict[str, Any]:
 
 
 def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains ``config`` in ``workdir``, resuming from its newest checkpoint; returns final metrics."""
+    """Trains ``config`` in ``workdir``, resuming from its last checkpoint; returns eval metrics."""
     config_lib.validate(config, jax.device_count(), jax.process_count())
     pipeline.hide_gpus_from_tf()
     is_main = jax.process_index() == 0
     mesh = sharding.make_mesh()
     data_dir = DATASETS.get(config.data.name)(config.data)
     if config.data.name == "synthetic" and is_main:
-        print(f"Using the built-in synthetic data set ({data_dir}). For real data pass "
-              "--config.data.name=am2k (or p3m) --config.data.dir=/path/to/prepared/tfrecords "
-              "(made by `python -m data_prep.build`).", flush=True)
+        print(
+            f"Using the built-in synthetic data set ({data_dir}). For real data pass "
+            "--config.data.name=am2k (or p3m) --config.data.dir=/path/to/prepared/tfrecords "
+            "(made by `python -m data_prep.build`).",
+            flush=True,
+        )
     model, schedule, tx, init_fn = build(config)
     rng = jax.random.key(config.seed)
     rep = sharding.replicated(mesh)
@@ -163,7 +180,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
     start = mngr.latest_step()
     if start is not None:
         state = checkpoint.restore(mngr, abstract_state, start)
-        logging.info("resumed from step %d", start)
+        if is_main:
+            print(f"resuming from the checkpoint of step {start} in {workdir}", flush=True)
     else:
         start = 0
         state = jax.jit(init_fn, out_shardings=state_sh)(rng)
@@ -172,9 +190,12 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
     num_steps = config.train.num_steps
     info = pipeline.records.split_info(data_dir, config.data.train_split)
     if is_main:
-        print(f"devices: {jax.device_count()} ({jax.devices()[0].platform}) over "
-              f"{jax.process_count()} process(es); global batch {config.data.batch_size}; "
-              f"train set {info['count']} examples; steps {start}->{num_steps}", flush=True)
+        print(
+            f"devices: {jax.device_count()} ({jax.devices()[0].platform}) over "
+            f"{jax.process_count()} process(es); global batch {config.data.batch_size}; "
+            f"train set {info['count']} examples; steps {start}->{num_steps}",
+            flush=True,
+        )
     writer = writers.create(workdir, is_main)
     predict_fn = apply_lib.make_predict_fn(model, config.model)
     eval_dir = pathlib.Path(workdir) / "eval"
@@ -182,25 +203,40 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
     def run_eval(step: int) -> dict[str, Any] | None:
         if not is_main:
             return None
-        summary = eval_job.evaluate(predict_fn, host_variables(state), config, data_dir,
-                                    eval_dir / f"step_{step}")
-        writer.write_scalars(step, {f"eval/{k}": v for k, v in summary.items()
-                                    if isinstance(v, (int, float))})
-        print(f"eval at step {step}: " + ", ".join(
-            f"{k}={v:.5g}" for k, v in summary.items() if isinstance(v, float)), flush=True)
+        summary = eval_job.evaluate(
+            predict_fn, host_variables(state), config, data_dir, eval_dir / f"step_{step}"
+        )
+        writer.write_scalars(
+            step, {f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
+        )
+        print(
+            f"eval at step {step}: "
+            + ", ".join(f"{k}={v:.5g}" for k, v in summary.items() if isinstance(v, float)),
+            flush=True,
+        )
         return summary
 
     if start == 0 and config.train.eval_at_start:
         run_eval(0)
 
-    step_fn = jax.jit(make_train_step(model, tx, config, schedule),
-                      in_shardings=(state_sh, sharding.batch_sharding(mesh)),
-                      out_shardings=(state_sh, rep), donate_argnums=(0,))
+    step_fn = jax.jit(
+        make_train_step(model, tx, config, schedule),
+        in_shardings=(state_sh, sharding.batch_sharding(mesh)),
+        out_shardings=(state_sh, rep),
+        donate_argnums=(0,),
+    )
     it = pipeline.train_iterator(
-        data_dir, config.data.train_split, config_lib.pp_spec(config.data),
-        global_batch=config.data.batch_size, seed=config.seed, start_step=start,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        shuffle=config.data.shuffle, bg_split=config.data.bg_split)
+        data_dir,
+        config.data.train_split,
+        config_lib.pp_spec(config.data),
+        global_batch=config.data.batch_size,
+        seed=config.seed,
+        start_step=start,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        shuffle=config.data.shuffle,
+        bg_split=config.data.bg_split,
+    )
     progress = writers.Progress(start, num_steps, config.train.log_every, is_main)
     t = config.train
     for step in range(start + 1, num_steps + 1):
@@ -214,10 +250,17 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
             writer.write_scalars(step, scalars)
         if t.image_every and (step % t.image_every == 0 or step == num_steps) and is_main:
             k = min(t.num_images, len(local["image"]))
-            alpha, _ = predict_fn(host_variables(state), local["image"][:k],
-                                  model_trimap(config, {"trimap": local["trimap"][:k]}))
-            grid = writers.image_grid(local["image"][:k], local["trimap"][:k], np.asarray(alpha),
-                                      local.get("alpha", [None] * k)[:k] if "alpha" in local else None)
+            alpha, _ = predict_fn(
+                host_variables(state),
+                local["image"][:k],
+                model_trimap(config, {"trimap": local["trimap"][:k]}),
+            )
+            grid = writers.image_grid(
+                local["image"][:k],
+                local["trimap"][:k],
+                np.asarray(alpha),
+                local.get("alpha", [None] * k)[:k] if "alpha" in local else None,
+            )
             writer.write_images(step, {"train/image_trimap_pred_gt": grid})
         if step % t.checkpoint_every == 0 or step == num_steps:
             checkpoint.save(mngr, step, state, config)

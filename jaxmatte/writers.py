@@ -20,8 +20,9 @@ def denormalize(image: np.ndarray) -> np.ndarray:
     return np.clip(image * np.asarray(cv.IMAGENET_STD) + np.asarray(cv.IMAGENET_MEAN), 0.0, 1.0)
 
 
-def image_grid(image: np.ndarray, trimap: np.ndarray | None, pred: np.ndarray,
-               alpha: np.ndarray | None) -> np.ndarray:
+def image_grid(
+    image: np.ndarray, trimap: np.ndarray | None, pred: np.ndarray, alpha: np.ndarray | None
+) -> np.ndarray:
     """Rows of image | trimap | prediction | ground truth.
 
     Args:
@@ -55,8 +56,10 @@ class Progress:
         if self.enabled:
             eta = (self.num_steps - step) / max(rate, 1e-9)
             items = " ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in sorted(scalars.items()))
-            print(f"step {step}/{self.num_steps}  {rate:.2f} steps/s  ETA {_hms(eta)}  {items}",
-                  flush=True)
+            print(
+                f"step {step}/{self.num_steps}  {rate:.2f} steps/s  ETA {_hms(eta)}  {items}",
+                flush=True,
+            )
         return rate
 
 

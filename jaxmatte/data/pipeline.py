@@ -73,7 +73,9 @@ def train_dataset(
       a dataset of dicts of batched tensors, local batch ``global_batch // process_count``.
     """
     if global_batch % process_count:
-        raise ValueError(f"global batch {global_batch} is not divisible by {process_count} processes")
+        raise ValueError(
+            f"global batch {global_batch} is not divisible by {process_count} processes"
+        )
     local = global_batch // process_count
     info = records.split_info(data_dir, split)
     present = tuple(k for k in keys if k in info["keys"])

@@ -46,9 +46,13 @@ def _as_bytes(value: Any) -> bytes:
 
 def serialize(example: dict[str, Any]) -> bytes:
     """Serialises one example dict (name + arrays or encoded bytes per IMAGE_KEYS)."""
-    feats = {"name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[example["name"].encode()]))}
+    feats = {
+        "name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[example["name"].encode()]))
+    }
     for k in IMAGE_KEYS:
-        feats[k] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[_as_bytes(example.get(k))]))
+        feats[k] = tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[_as_bytes(example.get(k))])
+        )
     example = tf.train.Example(features=tf.train.Features(feature=feats))
     return example.SerializeToString(deterministic=True)
 
@@ -65,7 +69,7 @@ def write_split(
     examples_per_shard: int = 256,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Writes ``count`` examples as sharded TFRecords; a stopped run resumes at the first missing shard.
+    """Writes ``count`` examples as sharded TFRecords; a stopped run resumes at the missing shards.
 
     Shards are written under a temporary name and renamed when complete, so nothing half-written
     is ever read. ``examples`` must yield the same examples in the same order on every call.
@@ -93,7 +97,13 @@ def write_split(
         os.replace(tmp, path)
         if progress:
             print(f"[{split}] shard {s + 1}/{n_shards} ({hi}/{count} examples)", flush=True)
-    info = {"split": split, "count": count, "shards": n_shards, "keys": sorted(keys), "names": names}
+    info = {
+        "split": split,
+        "count": count,
+        "shards": n_shards,
+        "keys": sorted(keys),
+        "names": names,
+    }
     tmp = out / f"{split}.json.tmp"
     tmp.write_text(json.dumps(info))
     os.replace(tmp, out / f"{split}.json")
@@ -104,17 +114,24 @@ def split_info(data_dir: str | os.PathLike, split: str) -> dict[str, Any]:
     """Reads ``<split>.json``; a clear error when the split was never (completely) written."""
     path = pathlib.Path(data_dir) / f"{split}.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no prepared split {split!r} in {data_dir} (run data_prep)")
+        raise FileNotFoundError(
+            f"{path}: no prepared split {split!r} in {data_dir} (run data_prep)"
+        )
     return json.loads(path.read_text())
 
 
 def read_split(data_dir: str | os.PathLike, split: str) -> np.ndarray:
     """All serialised records of a split, in order, as a 1-D object array of bytes."""
     info = split_info(data_dir, split)
-    files = [str(_shard_path(pathlib.Path(data_dir), split, i, info["shards"])) for i in range(info["shards"])]
+    files = [
+        str(_shard_path(pathlib.Path(data_dir), split, i, info["shards"]))
+        for i in range(info["shards"])
+    ]
     records = [r.numpy() for r in tf.data.TFRecordDataset(files)]
     if len(records) != info["count"]:
-        raise ValueError(f"{data_dir}: split {split!r} has {len(records)} records, expected {info['count']}")
+        raise ValueError(
+            f"{data_dir}: split {split!r} has {len(records)} records, expected {info['count']}"
+        )
     return np.array(records, dtype=object)
 
 

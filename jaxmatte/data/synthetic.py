@@ -41,7 +41,7 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, scale: int, ch: int)
 def _texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
     """A textured RGB image in [0, 1] mixing palette colours with noise and stripes."""
     weights = _smooth_noise(rng, h, w, int(rng.integers(8, 40)), len(palette))
-    weights = weights ** 3
+    weights = weights**3
     weights /= weights.sum(-1, keepdims=True) + 1e-6
     img = weights @ palette
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -57,7 +57,9 @@ def _body(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     n = 48
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     base = min(h, w) * rng.uniform(0.22, 0.32)
-    wobble = sum(rng.uniform(0, 0.12) * np.sin(k * t + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+    wobble = sum(
+        rng.uniform(0, 0.12) * np.sin(k * t + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
+    )
     r = base * (1 + wobble)
     pts = np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], -1).astype(np.int32)
     mask = np.zeros((h, w), np.float32)
@@ -75,8 +77,15 @@ def _strand(rng: np.random.Generator, canvas: np.ndarray, start, direction, leng
         ang += curl + rng.normal(0, 0.05)
         ny, nx = y + step * np.sin(ang), x + step * np.cos(ang)
         layer = np.zeros_like(canvas)
-        cv2.line(layer, (int(x * 16), int(y * 16)), (int(nx * 16), int(ny * 16)), opacity, 1,
-                 cv2.LINE_AA, shift=4)
+        cv2.line(
+            layer,
+            (int(x * 16), int(y * 16)),
+            (int(nx * 16), int(ny * 16)),
+            opacity,
+            1,
+            cv2.LINE_AA,
+            shift=4,
+        )
         np.maximum(canvas, layer, out=canvas)
         y, x = ny, nx
 
@@ -115,8 +124,9 @@ def make_example(seed: int, index: int, spec: SyntheticSpec = SyntheticSpec()) -
     veil = np.zeros((h, w), np.float32)
     c = (int(rng.uniform(0.2, 0.8) * w), int(rng.uniform(0.2, 0.8) * h))
     axes = (int(rng.uniform(0.1, 0.25) * w), int(rng.uniform(0.05, 0.15) * h))
-    cv2.ellipse(veil, c, axes, rng.uniform(0, 180), 0, 360, rng.uniform(*spec.veil_alpha), -1,
-                cv2.LINE_AA)
+    cv2.ellipse(
+        veil, c, axes, rng.uniform(0, 180), 0, 360, rng.uniform(*spec.veil_alpha), -1, cv2.LINE_AA
+    )
     alpha = np.maximum(alpha, cv2.GaussianBlur(veil, (0, 0), 1.0))
 
     # Hair strands leaving the boundary outwards, and fur on part of it.

@@ -16,7 +16,7 @@ from jaxmatte.inference import pad as pad_lib
 def encode_image(image: np.ndarray) -> np.ndarray:
     """uint8 RGB [..., H, W, 3] -> ImageNet-normalised float32."""
     x = image.astype(np.float32) / cv.UINT8_MAX
-    return ((x - np.asarray(cv.IMAGENET_MEAN, np.float32)) / np.asarray(cv.IMAGENET_STD, np.float32))
+    return (x - np.asarray(cv.IMAGENET_MEAN, np.float32)) / np.asarray(cv.IMAGENET_STD, np.float32)
 
 
 def encode_trimap(trimap: np.ndarray) -> np.ndarray:
@@ -41,7 +41,9 @@ def make_predict_fn(model: Any, model_cfg: ConfigDict) -> Callable[..., jax.Arra
         image_p, _ = pad_lib.pad_to_multiple(image, multiple, mode)
         trimap_p = None if trimap is None else pad_lib.pad_to_multiple(trimap, multiple, mode)[0]
         alpha, aux = model.apply(variables, image_p, trimap_p, train=False)
-        crop = lambda x: pad_lib.crop_to(x, hw) if x.ndim == 4 and x.shape[1:3] == image_p.shape[1:3] else x
+        crop = lambda x: (
+            pad_lib.crop_to(x, hw) if x.ndim == 4 and x.shape[1:3] == image_p.shape[1:3] else x
+        )
         return crop(alpha.astype(jnp.float32)), jax.tree.map(crop, aux)
 
     return fn

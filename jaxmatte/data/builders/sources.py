@@ -47,7 +47,8 @@ def _prepared(cfg: ConfigDict) -> str:
     if not cfg.dir:
         raise ValueError(
             f"config.data.dir is empty: data.name={cfg.name!r} reads a folder prepared with "
-            f"`python -m data_prep.build --layout {cfg.name} --src RAW --out DIR`")
+            f"`python -m data_prep.build --layout {cfg.name} --src RAW --out DIR`"
+        )
     path = pathlib.Path(cfg.dir).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"config.data.dir={cfg.dir!r}: no such folder")

@@ -1,0 +1,137 @@
+"""Propagation bench: closed-form vs pymatting on realmatte, and gradient memory of propagate."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmatte import conventions
+from jaxmatte.propagation.closed_form import closed_form_matting
+from jaxmatte.propagation.laplacian import grid_laplacian
+from jaxmatte.propagation.solve import propagate
+
+REALMATTE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "realmatte"
+
+
+def load(name: str):
+    import cv2
+
+    image = cv2.imread(str(REALMATTE / "image" / f"{name}.png"))[..., ::-1] / 255.0
+    trimap = cv2.imread(str(REALMATTE / "trimap" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+    gt = cv2.imread(str(REALMATTE / "alpha" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+    return image, trimap, gt
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - t
+
+
+def bench_closed_form(names: list[str], levels: list[int], tol: float) -> None:
+    import pymatting
+
+    print("| image | size | pymatting s | SAD pm | " + " | ".join(
+        f"ours L{lv} s (iters) | SAD L{lv} | ratio L{lv}" for lv in levels) + " |")  # fmt: skip
+    for name in names:
+        image, trimap, gt = load(name)
+        pymatting.estimate_alpha_cf(image, trimap)  # warm-up
+        ref, t_ref = timed(pymatting.estimate_alpha_cf, image, trimap)
+        row = [name, f"{trimap.shape[0]}x{trimap.shape[1]}", f"{t_ref:.2f}"]
+        row.append(f"{np.abs(ref - gt).sum() / 1000:.2f}")
+        args = (jnp.asarray(image[None], jnp.float32), jnp.asarray(trimap[None], jnp.float32))
+        for lv in levels:
+            fn = jax.jit(lambda i, t, lv=lv: closed_form_matting(
+                i, t, levels=lv, tol=tol, return_info=True))  # fmt: skip
+            timed(fn, *args)  # warm-up: compile and run once
+            (alpha, info), t_ours = timed(fn, *args)
+            sad = np.abs(np.asarray(alpha[0]) - gt).sum() / 1000
+            row += [f"{t_ours:.2f} ({int(info.iterations[0])})", f"{sad:.2f}"]
+            row.append(f"{t_ours / t_ref:.1f}x")
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+def _cg_unrolled(matvec, diag, confidence, alpha_known, iters: int):
+    """Plain Jacobi-PCG with a fixed iteration count, differentiated by ordinary autodiff."""
+    a = lambda x: matvec(x) + confidence * x
+    inv_d = 1.0 / (diag + confidence)
+    b = confidence * alpha_known
+    x = jnp.where(confidence > 0, alpha_known, conventions.LABEL_UNKNOWN)
+    r = b - a(x)
+    z = inv_d * r
+    dot = lambda u, v: jnp.sum(u * v, axis=(1, 2), keepdims=True)
+
+    def body(_, s):
+        x, r, p, rz = s
+        ap = a(p)
+        step = rz / dot(p, ap)
+        x, r = x + step * p, r - step * ap
+        z = inv_d * r
+        rz_new = dot(r, z)
+        return x, r, z + rz_new / rz * p, rz_new
+
+    return jax.lax.fori_loop(0, iters, body, (x, r, z, dot(r, z)))[0]
+
+
+def bench_memory(b: int, size: int, iters: int) -> None:
+    rng = np.random.default_rng(0)
+    shape = (b, size, size)
+    wr, wd = (jnp.asarray(rng.lognormal(size=shape), jnp.float32) for _ in range(2))
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    radius = np.hypot(yy, xx)
+    known = (radius < size / 4) | (radius > size / 4 + 40)
+    conf = jnp.asarray(np.broadcast_to(known * 0.8, shape), jnp.float32)
+    alpha = jnp.asarray(np.broadcast_to(radius < size / 4, shape), jnp.float32)
+    target = jnp.asarray(np.broadcast_to(radius < size / 4 + 20, shape), jnp.float32)
+
+    def solve(wr, wd, conf, alpha, maxiter=conventions.CG_MAXITER):
+        return propagate(*grid_laplacian(wr, wd), conf, alpha, maxiter=maxiter)
+
+    def loss(x, target):
+        return jnp.mean((x - target) ** 2)
+
+    def unrolled(wr, wd, conf, alpha):
+        return _cg_unrolled(*grid_laplacian(wr, wd), conf, alpha, iters)
+
+    grad = lambda f: jax.grad(lambda wr, wd, c, a, t: loss(f(wr, wd, c, a), t), (0, 1))
+    cases = {
+        "forward propagate": lambda wr, wd, c, a, t: solve(wr, wd, c, a),
+        "grad propagate (maxiter 2000)": grad(solve),
+        "grad propagate (maxiter 100)": grad(lambda *a: solve(*a, maxiter=100)),
+        f"grad unrolled CG ({iters} it)": grad(unrolled),
+    }
+    print("| case | temp MiB | args MiB | out MiB | total MiB | vs forward |")
+    base = None
+    for name, fn in cases.items():
+        mem = jax.jit(fn).lower(wr, wd, conf, alpha, target).compile().memory_analysis()
+        parts = [mem.temp_size_in_bytes, mem.argument_size_in_bytes, mem.output_size_in_bytes]
+        total = sum(parts)
+        base = base or total
+        mib = [f"{p / 2**20:.1f}" for p in parts + [total]]
+        print(f"| {name} | " + " | ".join(mib) + f" | {total / base:.2f}x |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", default="GT01,GT02,GT13")
+    parser.add_argument("--levels", default="0,1,2")
+    parser.add_argument("--tol", type=float, default=conventions.CG_TOL)
+    parser.add_argument("--skip_time", action="store_true")
+    parser.add_argument("--mem_batch", type=int, default=4)
+    parser.add_argument("--mem_size", type=int, default=512)
+    parser.add_argument("--unrolled_iters", type=int, default=300)
+    args = parser.parse_args()
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}")
+    bench_memory(args.mem_batch, args.mem_size, args.unrolled_iters)
+    if not args.skip_time:
+        levels = [int(v) for v in args.levels.split(",")]
+        bench_closed_form(args.images.split(","), levels, args.tol)
+
+
+if __name__ == "__main__":
+    main()
