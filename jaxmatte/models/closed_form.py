@@ -1,0 +1,66 @@
+"""Closed-form matting (Levin et al. 2008) as a parameter-free model under the model contract."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+from jax import Array
+
+from jaxmatte import conventions
+from jaxmatte.propagation.closed_form import closed_form_matting
+from jaxmatte.registry import MODELS
+
+
+@MODELS.register("closed_form")
+class ClosedForm(nn.Module):
+    """Closed-form matting; no parameters, no training, no checkpoint.
+
+    Attributes:
+      eps: colour-line regulariser of the matting Laplacian.
+      lam: confidence lambda of trimap-known pixels ("lambda" is a Python keyword).
+      tol: CG tolerance (relative to the residual of the trimap guess).
+      maxiter: CG iteration cap.
+      levels: coarse-to-fine depth of the initial guess (speed only).
+      radius: matting window radius (1 = 3x3).
+
+    References:
+      Levin, Lischinski, Weiss, A Closed-Form Solution to Natural Image Matting, TPAMI 2008.
+    """
+
+    eps: float = conventions.MATTING_EPS
+    lam: float = conventions.MATTING_LAMBDA
+    tol: float = conventions.CG_TOL
+    maxiter: int = conventions.CG_MAXITER
+    levels: int = 0
+    radius: int = 1
+
+    @nn.compact
+    def __call__(
+        self, image: Array, trimap: Array, train: bool = False
+    ) -> tuple[Array, dict[str, Array]]:
+        """Predicts alpha.
+
+        Args:
+          image: [B, H, W, 3] ImageNet-normalised RGB.
+          trimap: [B, H, W, 1] labels {0, 0.5, 1}.
+          train: unused (no state).
+
+        Returns:
+          (alpha [B, H, W, 1] float32 in [0, 1], {}).
+        """
+        del train
+        mean = jnp.asarray(conventions.IMAGENET_MEAN, jnp.float32)
+        std = jnp.asarray(conventions.IMAGENET_STD, jnp.float32)
+        rgb = jnp.clip(image.astype(jnp.float32) * std + mean, 0.0, 1.0)
+        alpha = closed_form_matting(
+            rgb,
+            trimap[..., 0].astype(jnp.float32),
+            eps=self.eps,
+            lam=self.lam,
+            radius=self.radius,
+            tol=self.tol,
+            maxiter=self.maxiter,
+            levels=self.levels,
+            clip=True,
+        )
+        return alpha[..., None], {}
