@@ -10,6 +10,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
 
+import jaxmatte  # noqa: E402,F401  (adds the XLA:CPU flag that fake multi-device runs need)
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 REALMATTE = REPO.parent / "shared" / "data" / "realmatte"
 

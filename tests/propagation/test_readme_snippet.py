@@ -5,15 +5,11 @@ import re
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HEADING = "## Propagation in a notebook"
-# Until the section is pasted into README.md, the snippet lives in its own file.
-FALLBACK = REPO / "docs_snippets" / "propagation_notebook.md"
 
 
 def snippet() -> str:
-    readme = REPO / "README.md"
-    text = readme.read_text() if readme.exists() else ""
-    if HEADING not in text:
-        text = FALLBACK.read_text()
+    text = (REPO / "README.md").read_text()
+    assert HEADING in text, f"README.md lost its {HEADING!r} section"
     section = text[text.index(HEADING) :]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match, f"no python block after {HEADING!r}"

@@ -9,7 +9,6 @@ import sys
 
 import cv2
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from tests.conftest import REPO
@@ -32,12 +31,12 @@ def _run(args, env, timeout=600):
 
 
 def _params(workdir):
-    mngr = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, "checkpoints")), item_names=("state", "config")
-    )
-    step = mngr.latest_step()
-    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-    return step, state["params"]
+    """(newest step, params) restored onto this process's mesh, whatever topology saved them."""
+    from configs import ddc
+    from jaxmatte import train
+
+    _, variables, step = train.restore_variables(ddc.get_config("tiny"), str(workdir))
+    return step, variables["params"]
 
 
 def _leaves(tree):
@@ -151,7 +150,11 @@ def _free_port():
 
 def test_two_processes_match_one(trained, tmp_path):
     _, env, _ = trained
-    args = ["--config.train.image_every=0", "--config.train.num_steps=3"]
+    args = [
+        "--config.train.image_every=0",
+        "--config.train.num_steps=3",
+        "--config.train.log_every=1",
+    ]
     one = tmp_path / "one"
     _run(
         args + ["--workdir", str(one)],
@@ -181,7 +184,19 @@ def test_two_processes_match_one(trained, tmp_path):
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs[0][-2000:] + outs[1][-2000:]
     assert "over 2 process(es)" in outs[0]
-    (s1, p1), (s2, p2) = _params(one), _params(two)
-    assert s1 == s2 == 3
-    for a, b in zip(_leaves(p1), _leaves(p2)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert _params(one)[0] == _params(two)[0] == 3
+    # The same global batches give the same losses and gradient norms at every step. (Parameters
+    # are not compared: Adam's g / sqrt(v) amplifies last-bit reduction-order differences.)
+    for tag in ("loss/total", "loss/ddc", "grad_norm"):
+        np.testing.assert_allclose(_scalars(one, tag), _scalars(two, tag), rtol=2e-5)
+
+
+def _scalars(run, tag):
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    acc = event_accumulator.EventAccumulator(str(run), size_guidance={"tensors": 0})
+    acc.Reload()
+    values = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+    assert len(values) == 3, (tag, values)
+    return np.array(values)
