@@ -22,6 +22,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.pad_multiple = 1
     config.model.needs_trimap = True
 
+    # 8-bit output: round(alpha * 255) (closed-form has no reference saving rule to copy).
+    config.eval = ml_collections.ConfigDict({"quantize": "round"})
+
     config.predict = ml_collections.ConfigDict()
     config.predict.image = ""  # image file or folder
     config.predict.trimap = ""  # trimap file or folder (0/128/255 grey or palette PNGs)

@@ -19,6 +19,7 @@ from jaxmatte.losses import total as total_loss
 from jaxmatte.registry import DATASETS, MODELS
 
 State = dict[str, Any]
+DUMMY_SIZE = 32  # init size for configs without training data (parameter-free models)
 
 
 def build_model(config: ConfigDict) -> Any:
@@ -27,7 +28,8 @@ def build_model(config: ConfigDict) -> Any:
 
 
 def dummy_inputs(config: ConfigDict, batch: int = 1) -> tuple[jax.Array, jax.Array]:
-    s = config.data.crop_size
+    """Zero image and trimap at the training crop size, for init and shape inference."""
+    s = config.data.crop_size if "data" in config else DUMMY_SIZE
     return jnp.zeros((batch, s, s, 3), jnp.float32), jnp.zeros((batch, s, s, 1), jnp.float32)
 
 
@@ -114,12 +116,14 @@ def restore_variables(
     A model without parameters (e.g. closed-form matting) needs no checkpoint: its variables
     are initialised and the step is 0.
     """
-    model, _, _, init_fn = build(config)
-    mesh = sharding.make_mesh()
-    abstract_state = sharded_abstract_state(init_fn, mesh)
-    if not jax.tree.leaves(abstract_state["params"]):
-        state = jax.jit(init_fn)(jax.random.key(config.seed))
-        return model, host_variables(state), 0
+    model = build_model(config)
+    abstract = jax.eval_shape(
+        lambda r: model.init({"params": r}, *dummy_inputs(config), train=False), jax.random.key(0)
+    )
+    if not jax.tree.leaves(abstract):
+        return model, {}, 0
+    _, _, _, init_fn = build(config)
+    abstract_state = sharded_abstract_state(init_fn, sharding.make_mesh())
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
     step = mngr.latest_step() if step is None else step
     if step is None:
