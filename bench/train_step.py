@@ -9,19 +9,21 @@ measured in the same run. Random inputs; the data pipeline is not timed.
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import ddc
-from jaxmatte import sharding, train
+from jaxmatte import config_lib, sharding, train
+
+CONFIG = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "ddc.py")
 
 
 def time_step(crop: int, batch: int, dtype: str, steps: int) -> float:
     """Median seconds per train step after one compile-and-warm-up call."""
-    c = ddc.get_config()
+    c = config_lib.load(CONFIG)
     c.data.update(crop_size=crop, batch_size=batch)
     c.model.kwargs.dtype = dtype
     mesh = sharding.make_mesh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 from ml_collections import ConfigDict
@@ -11,6 +12,19 @@ from jaxmatte.registry import DATASETS, LOSSES, MODELS
 
 class ConfigError(ValueError):
     """A bad config value; the message names the key."""
+
+
+def load(spec: str) -> ConfigDict:
+    """Loads ``"path/to/config.py[:arg]"`` as the command line's ``--config`` does."""
+    import importlib.util
+
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("_jaxmatte_config", path)
+    if module_spec is None or not pathlib.Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)
 
 
 def _require(ok: bool, key: str, value: Any, why: str) -> None:
