@@ -73,6 +73,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
                 "mse_t",
             ),
             "quantize": "floor",  # PNG = floor(alpha * 255), as the DDC/ViTMatte code saves it
+            # Printed against the untrained model at the end: DDC reports whole-image metrics.
+            "headline": ("sad_whole", "mad_whole", "sad"),
             "step": -1,
         }
     )

@@ -52,8 +52,12 @@ def evaluate(
     return summary
 
 
-def publish(step_dir: str | os.PathLike, eval_dir: str | os.PathLike) -> None:
-    """Copies the final evaluation to ``eval_dir`` and records the untrained (step 0) baseline."""
+def publish(step_dir: str | os.PathLike, eval_dir: str | os.PathLike) -> dict[str, Any]:
+    """Copies an evaluation to ``eval_dir`` and records the untrained (step 0) baseline in it.
+
+    Returns:
+      the published summary (with ``untrained`` when a step-0 evaluation exists).
+    """
     src, dst = pathlib.Path(step_dir), pathlib.Path(eval_dir)
     summary = json.loads((src / "metrics.json").read_text())
     baseline = dst / "step_0" / "metrics.json"
@@ -65,6 +69,14 @@ def publish(step_dir: str | os.PathLike, eval_dir: str | os.PathLike) -> None:
     shutil.copyfile(src / "per_image.csv", dst / "per_image.csv")
     shutil.rmtree(dst / "preds", ignore_errors=True)
     shutil.copytree(src / "preds", dst / "preds")
+    return summary
+
+
+def compare_to_untrained(summary: dict[str, Any], names: tuple[str, ...]) -> str:
+    """One line ``name: untrained -> trained`` for each of ``names`` present in both."""
+    base = summary.get("untrained", {})
+    parts = [f"{n} {base[n]:.4g} -> {summary[n]:.4g}" for n in names if n in base and n in summary]
+    return "untrained -> trained: " + ", ".join(parts) if parts else ""
 
 
 def run(config: ConfigDict, workdir: str) -> dict[str, Any]:

@@ -273,6 +273,9 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
     mngr.wait_until_finished()
     final = run_eval(num_steps)
     if final is not None:
-        eval_job.publish(eval_dir / f"step_{num_steps}", eval_dir)
+        final = eval_job.publish(eval_dir / f"step_{num_steps}", eval_dir)
+        line = eval_job.compare_to_untrained(final, tuple(config.eval.get("headline", ())))
+        if line:
+            print(line, flush=True)
     writer.flush()
     return final or {}

@@ -49,7 +49,7 @@ def _leaves(tree):
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     env = _env(tmp)
-    r = _run(["--workdir", str(tmp / "run")], env)
+    r = _run(["--workdir", str(tmp / "run"), "--config.train.eval_at_start=True"], env)
     return tmp, env, r
 
 
@@ -65,6 +65,10 @@ def test_train_writes_everything(trained):
     assert events
     summary = json.loads((run / "eval" / "metrics.json").read_text())
     assert summary["num_images"] == 2 and np.isfinite(summary["sad"])
+    # The untrained model's scores are kept beside the final ones and compared on the console.
+    assert summary["untrained"]["num_images"] == 2 and "sad_whole" in summary["untrained"]
+    assert "untrained -> trained: sad_whole" in r.stdout
+    assert (run / "eval" / "step_0" / "metrics.json").exists()
     assert (run / "eval" / "per_image.csv").read_text().count("\n") >= 3
     preds = sorted((run / "eval" / "preds").glob("*.png"))
     assert len(preds) == 2 and cv2.imread(str(preds[0]), cv2.IMREAD_UNCHANGED).dtype == np.uint8
