@@ -1,4 +1,4 @@
-"""Forward images/s of each CNN backbone (eval mode, batch 1), relative to ResNet-34 in-run."""
+"""Forward images/s of each backbone (eval mode, batch 1), relative to ResNet-34 in the same run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmatte.models import aspp, resnet, vgg
+from jaxmatte.models import aspp, resnet, vgg, vit
 
 
 class EncoderASPP(nn.Module):
@@ -30,6 +30,7 @@ BACKBONES = {
     "resnet50_os16_aspp": EncoderASPP,
     "resnet50d": lambda: resnet.ResNet50D(),
     "vgg16_bn": lambda: vgg.VGG16BN(),
+    "vit_s16": lambda: vit.ViT(),  # ViTMatte-S backbone: windowed + global attention
 }
 
 
