@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 from ml_collections import ConfigDict
 
+from jaxmatte import conventions as cv
 from jaxmatte.data import images
 from jaxmatte.inference import apply as apply_lib
 from jaxmatte.metrics import evaluator
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = cv.IMAGE_SUFFIXES
 
 
 def _listing(path: pathlib.Path, what: str) -> dict[str, pathlib.Path]:

@@ -7,9 +7,8 @@ import pathlib
 import cv2
 import numpy as np
 
-from jaxmatte.conventions import TRIMAP_CODES, UINT16_PER_UINT8
+from jaxmatte.conventions import IMAGE_SUFFIXES, TRIMAP_CODES, UINT16_PER_UINT8
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 class EvaluationInputError(ValueError):
