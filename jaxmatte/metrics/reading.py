@@ -10,7 +10,6 @@ import numpy as np
 from jaxmatte.conventions import IMAGE_SUFFIXES, TRIMAP_CODES, UINT16_PER_UINT8
 
 
-
 class EvaluationInputError(ValueError):
     """A bad evaluation input; the message names the file."""
 
