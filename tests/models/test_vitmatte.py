@@ -7,22 +7,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import ddc
 from jaxmatte.inference.pad import crop_to, pad_to_multiple
 from jaxmatte.models.vit import torch_default_bias
 from jaxmatte.models.vitmatte import ConvBNReLU, ViTMatte
 from jaxmatte.registry import MODELS
 
-# The lead's `configs/ddc.py:tiny` shape of the model: same code paths, small widths.
-TINY = dict(
-    dim=32,
-    depth=2,
-    num_heads=2,
-    window_blocks=(0,),
-    residual_blocks=(1,),
-    convstream_out=(4, 8, 16),
-    fusion_out=(16, 8, 8, 8),
-    head_mid=4,
-)
+# The `configs/ddc.py:tiny` shape of the model: same code paths, small widths.
+TINY = {
+    k: v
+    for k, v in ddc.get_config("tiny").model.kwargs.to_dict().items()
+    if k not in ("in_channels", "dtype")
+}
 
 
 def _count(tree) -> int:
