@@ -40,13 +40,23 @@ def hsv_jitter_apply(
 
 
 @OPS.register("hsv_jitter")
-def make_hsv_jitter(key: str = "fg", mask: str = "alpha", hue: int = 40) -> Op:
-    """GCA RandomJitter: integer hue shift in [-hue, hue), S/V shifts relative to their mean."""
+def make_hsv_jitter(key: str = "fg", mask: str = "alpha", hue: int = 40, xla: bool = True) -> Op:
+    """GCA RandomJitter: integer hue shift in [-hue, hue), S/V shifts relative to their mean.
+
+    With ``xla`` and static shapes (after a fixed-size crop, as in every recipe) the jitter runs
+    as one XLA-fused kernel, ~4x faster than TF's op-by-op graph on CPU (its rgb_to_hsv and float
+    floormod kernels are slow); same formulas, results equal to float32 rounding (~1e-6).
+    Dynamic shapes use the plain graph (XLA would recompile for every new size).
+    """
+    fused = tf.function(hsv_jitter_apply, jit_compile=True, reduce_retracing=True)
 
     def op(ex: Example, seed: tf.Tensor) -> Example:
         s = split(seed, 3)
         hue_deg = randint(s[0], -hue, hue - 1)
-        ex[key] = hsv_jitter_apply(ex[key], ex[mask], hue_deg, uniform(s[1]), uniform(s[2]))
+        x, m = ex[key], ex[mask]
+        static = x.shape.is_fully_defined() and m.shape.is_fully_defined()
+        fn = fused if xla and static else hsv_jitter_apply
+        ex[key] = fn(x, m, hue_deg, uniform(s[1]), uniform(s[2]))
         return ex
 
     return op

@@ -11,12 +11,13 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from jaxmatte.data.ops_resample import resize_lanczos4
 from jaxmatte.data.preprocess import Example, Op
 from jaxmatte.registry import OPS
 
-# tf.image.resize names of the four interpolations of OpenCV's random-interp lists
-# (nearest, linear, cubic, lanczos4); TF has no Lanczos-4, Lanczos-5 is the nearest kernel.
-RANDOM_INTERPS = ("nearest", "bilinear", "bicubic", "lanczos5")
+# The four interpolations of OpenCV's random-interp lists (nearest, linear, cubic, lanczos4):
+# tf.image.resize names, and "lanczos4" = ops_resample.resize_lanczos4 (cv2 INTER_LANCZOS4).
+RANDOM_INTERPS = ("nearest", "bilinear", "bicubic", "lanczos4")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -59,10 +60,16 @@ def coin(seed: tf.Tensor, p: float) -> tf.Tensor:
 
 
 def resize(key: str, x: tf.Tensor, size, method: str) -> tf.Tensor:
-    """Resizes one key to ``size = (h, w)``; nearest for label keys, clipped to [0, 1] otherwise."""
+    """Resizes one key to ``size = (h, w)``; nearest for label keys, clipped to [0, 1] otherwise.
+
+    ``method``: a tf.image.resize method or "lanczos4" (OpenCV's INTER_LANCZOS4, exact).
+    """
     if is_label_key(key) or method == "nearest":
         return tf.image.resize(x, size, method="nearest")
-    y = tf.image.resize(x, size, method=method, antialias=False)
+    if method == "lanczos4":
+        y = resize_lanczos4(x, size)
+    else:
+        y = tf.image.resize(x, size, method=method, antialias=False)
     return tf.clip_by_value(y, 0.0, 1.0)
 
 

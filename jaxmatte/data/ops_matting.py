@@ -27,10 +27,11 @@ from jaxmatte.registry import OPS
 def merge_pair(fg, alpha, fg2, alpha2) -> tuple[tf.Tensor, tf.Tensor]:
     """fg = fg1*a1 + fg2*(1 - a1), alpha = 1 - (1 - a1)(1 - a2); kept only if some alpha < 1."""
     a = 1.0 - (1.0 - alpha) * (1.0 - alpha2)
-    keep = tf.reduce_any(a < 1.0)
-    return (
-        tf.where(keep, fg * alpha + fg2 * (1.0 - alpha), fg),
-        tf.where(keep, a, alpha),
+    # A cond, not tf.where: the merged fg is only computed when it is kept (saves full passes).
+    return tf.cond(
+        tf.reduce_any(a < 1.0),
+        lambda: (fg * alpha + fg2 * (1.0 - alpha), a),
+        lambda: (fg, alpha),
     )
 
 

@@ -123,8 +123,44 @@ def distance_band_trimap(alpha: np.ndarray, r_out: int, r_in: int) -> np.ndarray
     return tri
 
 
+RELABEL_RULES = ("alpha_threshold", "nearest_known")
+
+
+def distance_to(mask: np.ndarray) -> np.ndarray:
+    """Exact Euclidean distance of every pixel to the nearest pixel of ``mask`` ([H, W] bool);
+    float32 [H, W], +inf everywhere when ``mask`` is empty.
+
+    cv2's DIST_MASK_PRECISE is the exact (Felzenszwalb) transform, sqrt of integer squares.
+    """
+    if not mask.any():
+        return np.full(mask.shape, np.inf, np.float32)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def nearest_known_labels(trimap: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The label of the nearest known pixel of ``trimap``: 255 where the nearest FG (255) pixel is
+    strictly closer than the nearest BG (0) pixel, 0 where BG is strictly closer; ties (equal
+    Euclidean distances, or no known pixel at all) fall back to alpha >= 0.5 -> 255 else 0.
+
+    Args:
+      trimap: [H, W] codes 0/128/255. alpha: [H, W] in [0, 1].
+
+    Returns:
+      [H, W] uint8 labels 0/255.
+    """
+    tri = np.asarray(trimap)
+    d_fg = distance_to(tri == C.TRIMAP_FG)
+    d_bg = distance_to(tri == C.TRIMAP_BG)
+    by_alpha = np.where(np.asarray(alpha) >= 0.5, C.TRIMAP_FG, C.TRIMAP_BG)
+    out = np.where(d_fg < d_bg, C.TRIMAP_FG, np.where(d_bg < d_fg, C.TRIMAP_BG, by_alpha))
+    return out.astype(np.uint8)
+
+
 def tcp_noisy_trimap(
-    trimap: np.ndarray, alpha: np.ndarray, steps: Sequence[tuple[bool, int, int]]
+    trimap: np.ndarray,
+    alpha: np.ndarray,
+    steps: Sequence[tuple[bool, int, int]],
+    relabel: str = "alpha_threshold",
 ) -> np.ndarray:
     """TCP trimap: p-iteration erosions / dilations of the unknown region of ``trimap``.
 
@@ -132,20 +168,29 @@ def tcp_noisy_trimap(
       trimap: [H, W] codes 0/128/255. alpha: [H, W] in [0, 1].
       steps: (dilate, p, k) per step: dilate (True) or erode the unknown region p times with a
         k x k ellipse.
+      relabel: label of the pixels that leave the unknown region: "alpha_threshold" (FG if
+        alpha >= 0.5 else BG) or "nearest_known" (the label of the nearest known pixel of
+        ``trimap``, see ``nearest_known_labels``).
 
     Returns:
-      [H, W] uint8; pixels that leave the unknown region get FG if alpha >= 0.5 else BG.
+      [H, W] uint8 TCP trimap.
 
-    References: tcp.md §8 (relabel = alpha_threshold, our choice §2).
+    References: tcp.md §8 and §2 (``tcp_trimap.relabel``; alpha_threshold is our default).
     """
+    if relabel not in RELABEL_RULES:
+        raise ValueError(f"relabel must be one of {RELABEL_RULES}, got {relabel!r}")
     tri = np.asarray(trimap).astype(np.uint8)
     unk = (tri == C.TRIMAP_UNKNOWN).astype(np.uint8)
     for dilate, p, k in steps:
         if p > 0:
             f = cv2.dilate if dilate else cv2.erode
             unk = f(unk, ellipse(k), iterations=int(p))
-    relabel = np.where(np.asarray(alpha) >= 0.5, C.TRIMAP_FG, C.TRIMAP_BG).astype(np.uint8)
-    known = np.where(tri == C.TRIMAP_UNKNOWN, relabel, tri)
+    left = (tri == C.TRIMAP_UNKNOWN) & (unk == 0)
+    if relabel == "nearest_known" and left.any():
+        labels = nearest_known_labels(tri, alpha)
+    else:
+        labels = np.where(np.asarray(alpha) >= 0.5, C.TRIMAP_FG, C.TRIMAP_BG).astype(np.uint8)
+    known = np.where(left, labels, tri)
     return np.where(unk == 1, np.uint8(C.TRIMAP_UNKNOWN), known).astype(np.uint8)
 
 
@@ -230,9 +275,17 @@ def make_tcp_noisy(
     src: str = "trimap",
     key: str = "trimap_tcp",
     alpha: str = "alpha",
+    relabel: str = "alpha_threshold",
 ) -> Op:
     """TCP trimap from ``src``: n ~ U{0..n_max} steps, each erosion or dilation (1/2 each) of the
-    unknown region, p ~ U{0..p_max} iterations, k ~ U{erode_k} resp. U{dilate_k} (inclusive)."""
+    unknown region, p ~ U{0..p_max} iterations, k ~ U{erode_k} resp. U{dilate_k} (inclusive);
+    pixels leaving the unknown region are labelled by ``relabel`` (see ``tcp_noisy_trimap``).
+
+    The whole op is one numpy_function (cv2 morphology; the exact distance transforms of
+    "nearest_known" run inside it, so that rule adds no Python boundary and cv2 frees the GIL).
+    """
+    if relabel not in RELABEL_RULES:
+        raise ValueError(f"relabel must be one of {RELABEL_RULES}, got {relabel!r}")
 
     def op(ex: Example, seed: tf.Tensor) -> Example:
         s = split(seed, 5)
@@ -247,7 +300,8 @@ def make_tcp_noisy(
         )
 
         def fn(tri, a, n, dil, p, k):
-            return tcp_noisy_trimap(tri, a, [(bool(dil[i]), p[i], k[i]) for i in range(int(n))])
+            steps = [(bool(dil[i]), p[i], k[i]) for i in range(int(n))]
+            return tcp_noisy_trimap(tri, a, steps, relabel)
 
         t, a = ex[src], ex[alpha]
         ex[key] = _np_trimap(fn, [t[..., 0], a[..., 0], n, dil, p, k], t)

@@ -70,6 +70,7 @@ def gca(
     pair_resize: int = 640,
     keep_fg_bg: bool = False,
     tcp: bool = False,
+    tcp_relabel: str = "alpha_threshold",
 ) -> str:
     """GCA pipeline: fg pair -> 640 resize (p .25) -> affine -> erosion trimap(s) -> bg fit ->
     enlarge -> unknown-centred crop -> HSV jitter -> composite -> pack.
@@ -78,6 +79,8 @@ def gca(
       fg_pair: merge a second foreground (fg2 / alpha2 keys) with p = 0.5.
       keep_fg_bg: also return normalised fg and bg (optional composition loss).
       tcp: add TCP's noisy second trimap "trimap_tcp" (tcp.md §8).
+      tcp_relabel: how pixels leaving its unknown region are labelled, "alpha_threshold" or
+        "nearest_known" (tcp.md §2 ``tcp_trimap.relabel``).
 
     References: data_and_metrics.md §3.2.
     """
@@ -89,7 +92,7 @@ def gca(
         "gca_erode()",
     ]
     if tcp:
-        ops.append("tcp_noisy()")
+        ops.append(f"tcp_noisy(relabel={tcp_relabel!r})")
     ops += [
         "resize_like('alpha', ('bg',), 'bicubic')",
         f"enlarge({size}, methods={{'bg': 'bicubic'}})",
@@ -102,9 +105,10 @@ def gca(
     return "|".join(ops + [pack(labels, extra, ("image",) + extra)])
 
 
-def tcp(size: int = 512, **kw) -> str:
-    """TCP: the GCA pipeline with two trimaps, "trimap" (semantic path) and "trimap_tcp"."""
-    return gca(size, tcp=True, **kw)
+def tcp(size: int = 512, relabel: str = "alpha_threshold", **kw) -> str:
+    """TCP: the GCA pipeline with two trimaps, "trimap" (semantic path) and "trimap_tcp";
+    ``relabel`` is tcp.md §2's ``tcp_trimap.relabel``."""
+    return gca(size, tcp=True, tcp_relabel=relabel, **kw)
 
 
 def sgm_m(size: int = 512, **kw) -> str:
@@ -143,6 +147,7 @@ def lsa(
     ca_per_channel: bool = False,
     blur: bool = False,
     p: float = 0.3,
+    rotate_method: str = "bicubic",
 ) -> str:
     """LSA: pad -> bg fit -> rotation -> crop k in [3h/4, 5h/4] -> flips -> gamma -> colour aug ->
     invert -> channel permutation -> trimap -> [blur] -> composite -> pack.
@@ -150,6 +155,8 @@ def lsa(
     Args:
       trimap: "dilate" (paper) or "distance_band" (code).
       blur: the alphamatting.com protocol's fg/bg Gaussian blur (p = 0.3).
+      rotate_method: "bicubic" (LSA's cv2 INTER_CUBIC, exact; ~120 ms per 800^2 RGB warp on
+        one CPU core) or "bilinear" (TF's kernel, several times faster).
 
     References: lsa.md §6.
     """
@@ -159,7 +166,7 @@ def lsa(
     ops = [
         f"lsa_pad({size})",
         "resize_like('alpha', ('bg',), 'bicubic')",
-        f"rotate(0.5, 180, 10, keys={fab})",
+        f"rotate(0.5, 180, 10, method={rotate_method!r}, keys={fab})",
         f"lsa_crop({size}, {3 * size // 4}, {5 * size // 4}, keys={fab})",
         "hflip(keys=('fg', 'alpha'))",
         "hflip(keys=('bg',))",

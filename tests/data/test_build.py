@@ -136,3 +136,25 @@ def test_resume_after_interruption(reference, tmp_path, monkeypatch):
     finally:
         for d in ("image", "alpha", "trimap"):
             (src / d / "e9.png").rename(src / d / "e0.png")
+
+
+def test_raw_encoding_parses_like_png(reference, tmp_path):
+    src, ref_out, _ = reference
+    report = build.build(
+        "folder", str(src), str(tmp_path), per_shard=2, progress=False, encoding="raw"
+    )
+    assert report["encoding"] == "raw"
+    info = records.split_info(tmp_path, "train")
+    assert info["encoding"] == "raw"
+    keys = info["keys"]
+    for rec_raw, rec_png in zip(
+        records.read_split(tmp_path, "train"), records.read_split(ref_out, "train")
+    ):
+        feats = tf.train.Example.FromString(rec_raw).features.feature
+        assert list(feats["image/shape"].int64_list.value) == [8, 6, 3]
+        assert "trimap/shape" not in feats  # trimaps stay PNG
+        a, b = records.parse(rec_raw, keys), records.parse(rec_png, keys)
+        for k in keys:
+            np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
+    with pytest.raises(ValueError, match="encoding"):
+        build.build("folder", str(src), str(tmp_path / "x"), encoding="bmp", progress=False)

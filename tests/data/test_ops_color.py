@@ -41,3 +41,19 @@ def test_gaussian_blur_matches_cv2():
     out = run("gaussian_blur(1.0, 3, ('fg', 'bg'))", {"fg": x, "bg": x, "alpha": x[..., :1]})
     np.testing.assert_allclose(out["fg"], out["bg"])  # one kernel draw for both
     np.testing.assert_array_equal(out["alpha"], x[..., :1])
+
+
+def test_hsv_jitter_fused_path_with_static_shapes():
+    # Static shapes (as after a fixed-size crop) take the XLA-fused path, inside tf.data too.
+    from jaxmatte.data import preprocess
+
+    fg = RNG.random((16, 20, 3)).astype(np.float32)
+    alpha = (RNG.random((16, 20, 1)) > 0.3).astype(np.float32)
+    seed = tf.constant([4, 2], tf.int32)
+    ex = {"fg": tf.constant(fg), "alpha": tf.constant(alpha)}
+    ds = tf.data.Dataset.from_tensors(ex).repeat(2)
+    fused = [o["fg"].numpy() for o in ds.map(lambda e: preprocess.build("hsv_jitter()")(e, seed))]
+    plain = preprocess.build("hsv_jitter(xla=False)")(dict(ex), seed)["fg"].numpy()
+    np.testing.assert_array_equal(fused[0], fused[1])  # reproducible
+    np.testing.assert_allclose(fused[0], plain, atol=1e-5)
+    assert not np.allclose(fused[0], fg)

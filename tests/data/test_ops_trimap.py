@@ -164,3 +164,58 @@ def test_trimap_to_label_thresholds():
     out = run("trimap_to_label()", {"trimap": codes})["trimap"]
     ref = np.where(codes < 85, 0.0, np.where(codes >= 170, 1.0, 0.5))
     np.testing.assert_array_equal(out, ref)
+
+
+def nearest_known_ref(tri, alpha):
+    """scipy reference: label of the nearest known pixel (EDT with indices); FG/BG ties -> alpha."""
+    _, (iy, ix) = nd.distance_transform_edt(tri == 128, return_indices=True)
+    label = tri[iy, ix]
+    d_fg = nd.distance_transform_edt(tri != 255) if (tri == 255).any() else np.inf + 0 * tri
+    d_bg = nd.distance_transform_edt(tri != 0) if (tri == 0).any() else np.inf + 0 * tri
+    tie = d_fg == d_bg
+    return np.where(tie, np.where(alpha >= 0.5, 255, 0), label).astype(np.uint8), tie
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nearest_known_labels_match_scipy_edt(seed):
+    rng = np.random.default_rng(seed)
+    tri = rng.choice(np.array([0, 128, 255], np.uint8), (23, 31), p=[0.05, 0.9, 0.05])
+    alpha = rng.random((23, 31)).astype(np.float32)
+    ref, tie = nearest_known_ref(tri, alpha)
+    np.testing.assert_array_equal(ops_trimap.nearest_known_labels(tri, alpha), ref)
+    assert tie.any() and (~tie).any()  # both branches exercised
+    only_fg = np.where(tri == 0, 128, tri).astype(np.uint8)  # no BG at all: everything FG
+    assert np.all(ops_trimap.nearest_known_labels(only_fg, alpha) == 255)
+
+
+def test_tcp_noisy_trimap_nearest_known_relabel():
+    a = disc_alpha()[..., 0]
+    sp = gca_ref(a, 3, 19)  # a band reaching far into BG: nearest-known and alpha disagree
+    steps = [(True, 1, 5), (False, 3, 5)]
+    u = sp == 128
+    for dil, p, k in steps:
+        f = nd.binary_dilation if dil else nd.binary_erosion
+        u = f(u, elem(k), iterations=p, **({} if dil else {"border_value": 1}))
+    ref = np.where(u, 128, np.where(sp == 128, nearest_known_ref(sp, a)[0], sp))
+    ours = ops_trimap.tcp_noisy_trimap(sp, a, steps, relabel="nearest_known")
+    np.testing.assert_array_equal(ours, ref)
+    left = (sp == 128) & ~u
+    by_alpha = ops_trimap.tcp_noisy_trimap(sp, a, steps)
+    assert left.any() and not np.array_equal(ours[left], by_alpha[left])  # the rules differ
+    with pytest.raises(ValueError, match="relabel"):
+        ops_trimap.tcp_noisy_trimap(sp, a, steps, relabel="nearest")
+
+
+def test_tcp_noisy_op_nearest_known_seeded():
+    a = disc_alpha()
+    sp = gca_ref(a[..., 0], 3, 3)[..., None].astype(np.float32)
+    spec = "tcp_noisy(relabel='nearest_known')"
+    outs = [run(spec, {"alpha": a, "trimap": sp}, (s, 1))["trimap_tcp"] for s in range(4)]
+    for t in outs:
+        assert set(np.unique(t)) <= {0.0, 128.0, 255.0}
+        known = (t[..., 0] != 128) & (sp[..., 0] != 128)
+        np.testing.assert_array_equal(t[..., 0][known], sp[..., 0][known])  # known keep labels
+    again = run(spec, {"alpha": a, "trimap": sp}, (0, 1), graph=False)["trimap_tcp"]
+    np.testing.assert_array_equal(again, outs[0])
+    with pytest.raises(ValueError, match="relabel"):
+        run("tcp_noisy(relabel='x')", {"alpha": a, "trimap": sp}, graph=False)

@@ -127,3 +127,9 @@ def test_unknown_recipe_and_bad_options():
         recipes.ddc(augment="wild")
     with pytest.raises(ValueError):
         recipes.lsa(trimap="fuzzy")
+
+
+def test_recipe_options_of_the_new_ops():
+    assert "tcp_noisy(relabel='nearest_known')" in recipes.tcp(relabel="nearest_known")
+    assert "tcp_noisy(relabel='alpha_threshold')" in recipes.tcp()
+    assert "method='bicubic'" in recipes.lsa()  # LSA rotates with cv2's INTER_CUBIC
