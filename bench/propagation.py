@@ -33,25 +33,39 @@ def timed(fn, *args):
     return out, time.perf_counter() - t
 
 
-def bench_closed_form(names: list[str], levels: list[int], tol: float) -> None:
+# label -> (dtype, preconditioner); "f32 jacobi" is configs/closed_form.py's default. All use
+# pymatting's formulation: hard constraints, eps 1e-7.
+VARIANTS = {
+    "f32 jacobi": (jnp.float32, "jacobi"),
+    "f32 mg": (jnp.float32, "multigrid"),
+    "f64 jacobi": (jnp.float64, "jacobi"),
+}
+
+
+def bench_closed_form(names: list[str], variants: list[str], tol: float, maxiter: int) -> None:
+    """Wall time after warm-up and SAD (/1000) of pymatting and each variant, same run."""
     import pymatting
 
-    print("| image | size | pymatting s | SAD pm | " + " | ".join(
-        f"ours L{lv} s (iters) | SAD L{lv} | ratio L{lv}" for lv in levels) + " |")  # fmt: skip
+    head = " | ".join(f"{v} s (iters) | SAD | ratio" for v in variants)
+    print(f"| image | size | pymatting s | SAD pm | {head} |")
     for name in names:
         image, trimap, gt = load(name)
         pymatting.estimate_alpha_cf(image, trimap)  # warm-up
         ref, t_ref = timed(pymatting.estimate_alpha_cf, image, trimap)
         row = [name, f"{trimap.shape[0]}x{trimap.shape[1]}", f"{t_ref:.2f}"]
         row.append(f"{np.abs(ref - gt).sum() / 1000:.2f}")
-        args = (jnp.asarray(image[None], jnp.float32), jnp.asarray(trimap[None], jnp.float32))
-        for lv in levels:
-            fn = jax.jit(lambda i, t, lv=lv: closed_form_matting(
-                i, t, levels=lv, tol=tol, return_info=True))  # fmt: skip
-            timed(fn, *args)  # warm-up: compile and run once
-            (alpha, info), t_ours = timed(fn, *args)
+        for label in variants:
+            dtype, pc = VARIANTS[label]
+            with jax.enable_x64(dtype == jnp.float64):
+                args = (jnp.asarray(image[None], dtype), jnp.asarray(trimap[None], dtype))
+                fn = jax.jit(lambda i, t, pc=pc: closed_form_matting(
+                    i, t, preconditioner=pc, tol=tol, maxiter=maxiter,
+                    return_info=True))  # fmt: skip
+                timed(fn, *args)  # warm-up: compile and run once
+                (alpha, info), t_ours = timed(fn, *args)
             sad = np.abs(np.asarray(alpha[0]) - gt).sum() / 1000
-            row += [f"{t_ours:.2f} ({int(info.iterations[0])})", f"{sad:.2f}"]
+            conv = "" if bool(info.converged[0]) else " not converged"
+            row += [f"{t_ours:.2f} ({int(info.iterations[0])}{conv})", f"{sad:.2f}"]
             row.append(f"{t_ours / t_ref:.1f}x")
         print("| " + " | ".join(row) + " |", flush=True)
 
@@ -119,18 +133,21 @@ def bench_memory(b: int, size: int, iters: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", default="GT01,GT02,GT13")
-    parser.add_argument("--levels", default="0,1,2")
-    parser.add_argument("--tol", type=float, default=conventions.CG_TOL)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--tol", type=float, default=conventions.CG_TOL_CLOSED_FORM)
+    parser.add_argument("--maxiter", type=int, default=conventions.CG_MAXITER_CLOSED_FORM)
+    parser.add_argument("--skip_memory", action="store_true")
     parser.add_argument("--skip_time", action="store_true")
     parser.add_argument("--mem_batch", type=int, default=4)
     parser.add_argument("--mem_size", type=int, default=512)
     parser.add_argument("--unrolled_iters", type=int, default=300)
     args = parser.parse_args()
     print(f"jax {jax.__version__}, backend {jax.default_backend()}")
-    bench_memory(args.mem_batch, args.mem_size, args.unrolled_iters)
+    if not args.skip_memory:
+        bench_memory(args.mem_batch, args.mem_size, args.unrolled_iters)
     if not args.skip_time:
-        levels = [int(v) for v in args.levels.split(",")]
-        bench_closed_form(args.images.split(","), levels, args.tol)
+        variants = args.variants.split(",")
+        bench_closed_form(args.images.split(","), variants, args.tol, args.maxiter)
 
 
 if __name__ == "__main__":

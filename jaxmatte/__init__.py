@@ -4,10 +4,14 @@ import os as _os
 
 __version__ = "0.1.0"
 
-# With several fake CPU devices (--xla_force_host_platform_device_count), XLA:CPU's
-# concurrency-optimised scheduler can run one program's collectives in a different order on
-# different devices, and the rendezvous then deadlocks (seen with the ViTMatte train step).
-# The flag must be set before JAX starts its backend, so it is set on import.
+# XLA:CPU's concurrency-optimised scheduler deadlocks two of our programs: with several fake CPU
+# devices (--xla_force_host_platform_device_count) it ran one program's collectives in different
+# orders on different devices (the ViTMatte train step), and on one device the multigrid V-cycle
+# inside PCG's while loop hung with every worker idle (seen on realmatte GT02, intermittently).
+# The flag only concerns the CPU backend and must be set before JAX starts it, so it is set on
+# import unless the user chose a value.
 _flags = _os.environ.get("XLA_FLAGS", "")
-if "xla_force_host_platform_device_count" in _flags and "concurrency_optimized" not in _flags:
-    _os.environ["XLA_FLAGS"] = _flags + " --xla_cpu_enable_concurrency_optimized_scheduler=false"
+if "concurrency_optimized" not in _flags:
+    _os.environ["XLA_FLAGS"] = (
+        _flags + " --xla_cpu_enable_concurrency_optimized_scheduler=false"
+    ).strip()

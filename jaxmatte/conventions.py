@@ -38,17 +38,29 @@ P3M_GRAD_SCALE = 10.0  # JizhiziLi/P3M compute_gradient_whole_image divides by 1
 UINT16_PER_UINT8 = 257.0  # 65535 / 255: 16-bit PNG values -> 0..255
 
 # --- propagation ---
-# Closed-form matting defaults: eps of the colour-line regulariser and the confidence lambda of
-# trimap-known pixels (Levin et al. 2008, Sec. 3.1). Levin's code and pymatting use eps 1e-7 in
-# fp64; in fp32 the window covariances are then too ill-conditioned and CG stalls on smooth
-# (resized) images, so the default is 1e-6 (same SAD on realmatte, see bench/RESULTS.md).
-MATTING_EPS = 1e-6
+# Closed-form matting defaults: eps of the colour-line regulariser (Levin's code and pymatting)
+# and the confidence lambda of trimap-known pixels for soft constraints (Levin et al. 2008,
+# Sec. 3.1). fp32 handles eps 1e-7 because the window inverse goes through a QR factor
+# (laplacian.window_factor); an explicit 3 x 3 inverse lost ~1e-2 of each entry.
+MATTING_EPS = 1e-7
 MATTING_LAMBDA = 100.0
 # PCG defaults: relative residual tolerance and iteration cap (dmp.md Sec. 4.2).
 CG_TOL = 1e-5
 CG_MAXITER = 2000
+# Closed-form matting's tolerance (SAD within 0.1% of a converged solve) and iteration cap (the
+# largest realmatte unknown region, GT13, needs ~4100 Jacobi-PCG iterations at eps 1e-7).
+CG_TOL_CLOSED_FORM = 1e-6
+CG_MAXITER_CLOSED_FORM = 10000
 # Relative ridge rho * mean(diag(A)) added to images with no known pixel (dmp.md Sec. 4.3).
 SINGULAR_RIDGE = 1e-6
+# Aggregation multigrid preconditioner (propagation/multigrid.py): first-level tile size, Jacobi
+# damping, smoothing sweeps, tile count of the exactly solved coarsest level, and the relative
+# eigenvalue cut of its pseudo-inverses (above fp32 rounding of the 4 x 4 blocks).
+MG_TILE = 4
+MG_OMEGA = 0.5
+MG_SWEEPS = 1
+MG_COARSEST_TILES = 64
+MG_PINV_REL = 1e-5
 
 # --- foreground ---
 # LSA Algorithm 2 (code tools/reestimate_foreground_final.py): S levels, kappa, T sweeps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -31,23 +32,34 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # library INFO chatter off; progress is printed
+    import jax
+
     from jaxmatte import sharding
     from jaxmatte.data import pipeline
 
     pipeline.hide_gpus_from_tf()
     sharding.maybe_initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
-    from jaxmatte import config_lib, eval_job, predict, train
+    from jaxmatte import config_lib
 
     config = _CONFIG.value
+    # Solvers configured for float64 (closed-form matting) need x64 while they are traced and run.
+    x64 = jax.enable_x64(True) if config.get("x64", False) else contextlib.nullcontext()
     try:
-        if _MODE.value == "train":
-            train.train_and_evaluate(config, _WORKDIR.value)
-        elif _MODE.value == "eval":
-            eval_job.run(config, _WORKDIR.value)
-        else:
-            predict.run(config, _WORKDIR.value)
+        with x64:
+            _run_mode(config)
     except (config_lib.ConfigError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+
+
+def _run_mode(config) -> None:
+    from jaxmatte import eval_job, predict, train
+
+    if _MODE.value == "train":
+        train.train_and_evaluate(config, _WORKDIR.value)
+    elif _MODE.value == "eval":
+        eval_job.run(config, _WORKDIR.value)
+    else:
+        predict.run(config, _WORKDIR.value)
 
 
 def run() -> None:

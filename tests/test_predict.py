@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import cv2
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -31,14 +32,15 @@ def inputs(tmp_path_factory):
     return root
 
 
-def test_folder_prediction_equals_the_model(inputs, tmp_path):
+@pytest.mark.parametrize("variant", ["tiny", "fp64"])  # fp64 runs under config.x64
+def test_folder_prediction_equals_the_model(inputs, tmp_path, variant):
     out = tmp_path / "out"
     cmd = [
         sys.executable,
         "-m",
         "jaxmatte.main",
         "--config",
-        "configs/closed_form.py:tiny",
+        f"configs/closed_form.py:{variant}",
         "--mode",
         "predict",
         f"--config.predict.image={inputs / 'img'}",
@@ -49,17 +51,19 @@ def test_folder_prediction_equals_the_model(inputs, tmp_path):
     ]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    c = cf_config.get_config("tiny")
+    c = cf_config.get_config(variant)
+    assert c.x64 == (variant == "fp64")
     model = MODELS.get("closed_form")(**c.model.kwargs)
     for i in range(2):
         image = cv2.cvtColor(cv2.imread(str(inputs / "img" / f"x{i}.png")), cv2.COLOR_BGR2RGB)
         trimap = np.array(Image.open(inputs / "tri" / f"x{i}.png").convert("L"))
-        alpha, _ = model.apply(
-            {},
-            apply_lib.encode_image(image)[None],
-            apply_lib.encode_trimap(trimap)[None],
-            train=False,
-        )
+        with jax.enable_x64(c.x64):
+            alpha, _ = model.apply(
+                {},
+                apply_lib.encode_image(image)[None],
+                apply_lib.encode_trimap(trimap)[None],
+                train=False,
+            )
         want = np.round(np.clip(np.asarray(alpha)[0, ..., 0], 0, 1) * 255)
         got = cv2.imread(str(out / f"x{i}.png"), cv2.IMREAD_UNCHANGED)
         assert got.shape == (40, 52)

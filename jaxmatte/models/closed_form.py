@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -22,6 +23,9 @@ class ClosedForm(nn.Module):
       maxiter: CG iteration cap.
       levels: coarse-to-fine depth of the initial guess (speed only).
       radius: matting window radius (1 = 3x3).
+      constraints: "hard" (known pixels fixed, as pymatting) or "soft" (lam, as Levin's code).
+      preconditioner: "jacobi" or "multigrid".
+      dtype: "float32" or "float64" (needs x64 enabled, e.g. `config.x64 = True`).
 
     References:
       Levin, Lischinski, Weiss, A Closed-Form Solution to Natural Image Matting, TPAMI 2008.
@@ -29,10 +33,13 @@ class ClosedForm(nn.Module):
 
     eps: float = conventions.MATTING_EPS
     lam: float = conventions.MATTING_LAMBDA
-    tol: float = conventions.CG_TOL
-    maxiter: int = conventions.CG_MAXITER
+    tol: float = conventions.CG_TOL_CLOSED_FORM
+    maxiter: int = conventions.CG_MAXITER_CLOSED_FORM
     levels: int = 0
     radius: int = 1
+    constraints: str = "hard"
+    preconditioner: str = "jacobi"
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(
@@ -49,18 +56,26 @@ class ClosedForm(nn.Module):
           (alpha [B, H, W, 1] float32 in [0, 1], {}).
         """
         del train
-        mean = jnp.asarray(conventions.IMAGENET_MEAN, jnp.float32)
-        std = jnp.asarray(conventions.IMAGENET_STD, jnp.float32)
-        rgb = jnp.clip(image.astype(jnp.float32) * std + mean, 0.0, 1.0)
+        dtype = jnp.dtype(self.dtype)
+        if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+            raise ValueError(
+                "closed_form: dtype float64 needs x64; set config.x64 = True or run under "
+                "jax.enable_x64(True)"
+            )
+        mean = jnp.asarray(conventions.IMAGENET_MEAN, dtype)
+        std = jnp.asarray(conventions.IMAGENET_STD, dtype)
+        rgb = jnp.clip(image.astype(dtype) * std + mean, 0.0, 1.0)
         alpha = closed_form_matting(
             rgb,
-            trimap[..., 0].astype(jnp.float32),
+            trimap[..., 0].astype(dtype),
             eps=self.eps,
             lam=self.lam,
             radius=self.radius,
             tol=self.tol,
             maxiter=self.maxiter,
             levels=self.levels,
+            constraints=self.constraints,
+            preconditioner=self.preconditioner,
             clip=True,
         )
-        return alpha[..., None], {}
+        return alpha[..., None].astype(jnp.float32), {}

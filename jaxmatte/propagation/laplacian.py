@@ -96,37 +96,65 @@ def _window_scatter(qs: list[Array], r: int) -> Array:
     return out
 
 
-def _inv3_spd(a00, a01, a02, a11, a12, a22, floor: float) -> dict[tuple[int, int], Array]:
-    """Inverse of SPD 3x3 matrices (given as planes) through a closed-form Cholesky factor.
+def centred_windows(planes: list[Array], radius: int) -> list[list[Array]]:
+    """I_i - mu_k for every channel and window offset, accurate for nearly flat windows.
 
-    The pivots (Schur complements) are clamped at `floor`, a lower bound of the smallest
-    eigenvalue of cov + floor I, so rounding never produces an indefinite inverse. In fp32 the
-    adjugate formula loses positive-definiteness for eps <= 1e-6 and CG then diverges.
-    Returns the 6 upper entries (i, j) of the inverse.
+    Colours are first taken relative to the window's centre pixel: those differences of nearby
+    values are exact in floating point (Sterbenz), so the mean and the centred values carry only
+    relative rounding error. Subtracting an absolute mean instead loses ~3e-8 per value in fp32,
+    a 1e-3 relative error of the Laplacian in smooth regions.
+
+    Args:
+      planes: 3 colour planes [B, H, W].
+      radius: window radius.
+
+    Returns:
+      [channel][offset] -> [B, H - 2r, W - 2r] centred values over window centres.
     """
-    l00 = jnp.sqrt(jnp.maximum(a00, floor))
-    l10, l20 = a01 / l00, a02 / l00
-    l11 = jnp.sqrt(jnp.maximum(a11 - l10 * l10, floor))
-    l21 = (a12 - l20 * l10) / l11
-    l22 = jnp.sqrt(jnp.maximum(a22 - l20 * l20 - l21 * l21, floor))
-    # M = inverse of the lower-triangular factor; the inverse is M^T M.
-    m00, m11, m22 = 1.0 / l00, 1.0 / l11, 1.0 / l22
-    m10 = -l10 * m00 / l11
-    m21 = -l21 * m11 / l22
-    m20 = -(l20 * m00 + l21 * m10) / l22
-    return {
-        (0, 0): m00 * m00 + m10 * m10 + m20 * m20,
-        (0, 1): m10 * m11 + m20 * m21,
-        (0, 2): m20 * m22,
-        (1, 1): m11 * m11 + m21 * m21,
-        (1, 2): m21 * m22,
-        (2, 2): m22 * m22,
-    }
+    n = (2 * radius + 1) ** 2
+    out = []
+    for pl in planes:
+        views = _window_slices(pl, radius)
+        rel = [v - views[n // 2] for v in views]
+        mean = sum(rel) / n
+        out.append([v - mean for v in rel])
+    return out
 
 
-def _sym_apply(inv: dict[tuple[int, int], Array], v: list[Array]) -> list[Array]:
-    """inv @ v for per-pixel symmetric 3x3 `inv` and a 3-vector given as planes."""
-    return [sum(inv[min(i, j), max(i, j)] * v[j] for j in range(3)) for i in range(3)]
+def window_factor(cent: list[list[Array]], eps: float) -> dict[tuple[int, int], Array]:
+    """Upper-triangular R with R^T R = C^T C + eps I per window, by modified Gram-Schmidt.
+
+    C is the window's [n, 3] matrix of centred colours, so (Sigma + eps/n I)^-1 = n (R^T R)^-1.
+    Orthogonalising the columns of [C; sqrt(eps) I] never forms C^T C, whose condition number
+    (up to ~1e5 on smooth images with eps 1e-6) would cost fp32 all its digits in an explicit
+    3 x 3 inverse; R's is only its square root. Every pivot is >= sqrt(eps) > 0.
+
+    Args:
+      cent: [channel][offset] -> [B, Hw, Ww] centred colours (`centred_windows`).
+      eps: the regulariser epsilon.
+
+    Returns:
+      {(i, j): [B, Hw, Ww]} for 0 <= i <= j < 3.
+    """
+    root = eps**0.5
+    cols = [list(cent[ch]) + [root if k == ch else 0.0 for k in range(3)] for ch in range(3)]
+    r, q = {}, []
+    for j in range(3):
+        a = cols[j]
+        for i in range(j):
+            r[i, j] = sum(qi * ai for qi, ai in zip(q[i], a))
+            a = [ai - r[i, j] * qi for ai, qi in zip(a, q[i])]
+        r[j, j] = jnp.sqrt(sum(ai * ai for ai in a))
+        q.append([ai / r[j, j] for ai in a])
+    return r
+
+
+def whiten(r: dict[tuple[int, int], Array], v: list[Array]) -> list[Array]:
+    """g = R^-T v by forward substitution (v a 3-vector of planes), so v^T (R^T R)^-1 w = g.h."""
+    g0 = v[0] / r[0, 0]
+    g1 = (v[1] - r[0, 1] * g0) / r[1, 1]
+    g2 = (v[2] - r[0, 2] * g0 - r[1, 2] * g1) / r[2, 2]
+    return [g0, g1, g2]
 
 
 def matting_laplacian(
@@ -137,8 +165,9 @@ def matting_laplacian(
     L_ij = sum_{k | (i, j) in w_k} (delta_ij - (1 + (I_i - mu_k)^T (Sigma_k + eps/|w| I_3)^-1
     (I_j - mu_k)) / |w|), over the (2 radius + 1)^2 windows w_k centred on pixels whose window
     lies inside the image (as in Levin et al.'s and pymatting's code). The product is evaluated
-    with per-window statistics as in He et al. 2010, summed offset by offset in centred form so
-    fp32 stays accurate for small eps. Colour channels are kept as separate [B, H, W] planes,
+    with per-window statistics as in He et al. 2010, summed offset by offset in centred form, and
+    the inverse covariance is applied through a QR factor (`window_factor`) so fp32 stays accurate
+    for small eps. Colour channels are kept as separate [B, H, W] planes,
     which XLA fuses into a few elementwise loops.
 
     Args:
@@ -156,33 +185,22 @@ def matting_laplacian(
     """
     n = (2 * radius + 1) ** 2
     planes = [image[..., ch] for ch in range(3)]
-    views = [_window_slices(pl, radius) for pl in planes]  # [channel][offset] -> [B, Hw, Ww]
-    mu = [sum(v) / n for v in views]
-    cent = [[v - mu[ch] for v in views[ch]] for ch in range(3)]  # I_i - mu_k per offset
-    cov = {
-        (i, j): sum(ci * cj for ci, cj in zip(cent[i], cent[j])) / n
-        for i in range(3)
-        for j in range(i, 3)
-    }
-    reg = eps / n
-    inv = _inv3_spd(
-        cov[0, 0] + reg, cov[0, 1], cov[0, 2], cov[1, 1] + reg, cov[1, 2], cov[2, 2] + reg, reg
-    )
+    cent = centred_windows(planes, radius)  # [channel][offset] -> [B, Hw, Ww], I_i - mu_k
+    factor = window_factor(cent, eps)
     offsets = range(n)
 
     def matvec(p: Array) -> Array:
-        # Recomputing I_i - mu_k here reads 6 planes instead of 27 stored ones.
-        cent = [[v - mu[ch] for v in _window_slices(planes[ch], radius)] for ch in range(3)]
+        # (1 + c_a^T (Sigma + eps/n)^-1 c_b) / n = 1/n + g_a . g_b with g = R^-T c. Recomputing
+        # the centred colours here reads 6 planes instead of 27 stored ones.
+        g = [whiten(factor, [c[o] for c in centred_windows(planes, radius)]) for o in offsets]
         pv = _window_slices(p, radius)
         pbar = sum(pv) / n
-        cov_ip = [sum(c * q for c, q in zip(cent[ch], pv)) / n for ch in range(3)]
-        a = _sym_apply(inv, cov_ip)
-        qs = [pv[o] - pbar - sum(a[ch] * cent[ch][o] for ch in range(3)) for o in offsets]
+        h = [sum(g[o][ch] * pv[o] for o in offsets) for ch in range(3)]
+        qs = [pv[o] - pbar - sum(g[o][ch] * h[ch] for ch in range(3)) for o in offsets]
         return _window_scatter(qs, radius)
 
     diag_terms = []
     for o in offsets:
-        c = [cent[ch][o] for ch in range(3)]
-        quad = sum(ci * mi for ci, mi in zip(c, _sym_apply(inv, c)))
-        diag_terms.append(1.0 - (1.0 + quad) / n)
+        g = whiten(factor, [cent[ch][o] for ch in range(3)])
+        diag_terms.append(1.0 - 1.0 / n - sum(x * x for x in g))
     return matvec, _window_scatter(diag_terms, radius)

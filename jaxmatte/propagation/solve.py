@@ -10,6 +10,8 @@ import numpy as np
 from jax import Array, lax
 
 from jaxmatte import conventions
+from jaxmatte.propagation.multigrid import multigrid_preconditioner
+from jaxmatte.propagation.stencil import add_diagonal, probe_stencil
 
 Matvec = Callable[[Array], Array]
 _AXES = (1, 2)
@@ -41,13 +43,13 @@ def _bc(v: Array) -> Array:
 def pcg(
     matvec: Matvec,
     b: Array,
-    inv_diag: Array,
+    precond: Matvec,
     guess: Array,
     *,
     tol: float,
     maxiter: int,
 ) -> tuple[Array, SolveInfo]:
-    """Batched Jacobi-preconditioned conjugate gradient in a `lax.while_loop`.
+    """Batched preconditioned conjugate gradient in a `lax.while_loop`.
 
     Each image has its own step sizes and stops (freezes) once ||r|| <= tol ||b||; the loop runs
     until all images converged or `maxiter`. The initial guess is rescaled by the energy-optimal
@@ -57,7 +59,8 @@ def pcg(
     Args:
       matvec: SPD operator [B, H, W] -> [B, H, W], independent per image.
       b: [B, H, W] right-hand side.
-      inv_diag: [B, H, W] Jacobi preconditioner 1 / diag(A).
+      precond: r -> z ~ A^-1 r, symmetric positive definite, independent per image (e.g.
+        Jacobi `inv_diag * r` or a multigrid V-cycle).
       guess: [B, H, W] initial guess direction.
       tol: relative residual tolerance.
       maxiter: iteration cap.
@@ -72,7 +75,7 @@ def pcg(
     gamma = _bc(_div(_dot(guess, b), _dot(guess, ag)))
     x = gamma * guess
     r = b - gamma * ag
-    z = inv_diag * r
+    z = precond(r)
     bnorm = jnp.sqrt(_dot(b, b))
     thresh = tol * bnorm
     done = jnp.sqrt(_dot(r, r)) <= thresh
@@ -88,7 +91,7 @@ def pcg(
         step = jnp.where(done, 0, _div(rz, _dot(p, ap)))
         x = x + _bc(step) * p
         r = r - _bc(step) * ap
-        z = inv_diag * r
+        z = precond(r)
         rz_new = _dot(r, z)
         beta = jnp.where(done, 0, _div(rz_new, rz))
         iters = iters + (~done).astype(jnp.int32)
@@ -98,6 +101,38 @@ def pcg(
     _, x, r, _, _, done, iters = lax.while_loop(cond, body, state)
     res = _div(jnp.sqrt(_dot(r, r)), bnorm)
     return x, SolveInfo(iters, res, done, jnp.zeros_like(done))
+
+
+def solve_spd(
+    operator: Matvec,
+    rhs: Array,
+    precond: Matvec,
+    guess: Array,
+    *,
+    tol: float,
+    maxiter: int,
+) -> tuple[Array, SolveInfo]:
+    """x = A^-1 rhs by PCG, differentiable by implicit differentiation (both modes).
+
+    `lax.custom_linear_solve` makes the backward (and tangent) pass one more PCG solve with the
+    same operator, so memory does not grow with the iteration count. Gradients reach every array
+    `operator` closes over and `rhs`; `precond` and `guess` only change the speed.
+
+    Args:
+      operator: SPD x -> A x, [B, H, W] -> [B, H, W], independent per image.
+      rhs: [B, H, W].
+      precond: r -> z ~ A^-1 r (no gradient flows through it).
+      guess: [B, H, W] initial guess direction (see `pcg`).
+      tol, maxiter: as in `pcg`.
+
+    Returns:
+      (x [B, H, W], SolveInfo with singular all False).
+    """
+
+    def solve(op: Matvec, b: Array) -> tuple[Array, SolveInfo]:
+        return pcg(op, b, precond, guess, tol=tol, maxiter=maxiter)
+
+    return lax.custom_linear_solve(operator, rhs, solve, symmetric=True, has_aux=True)
 
 
 def _raise_singular(singular: np.ndarray) -> None:
@@ -120,6 +155,10 @@ def propagate(
     x0: Array | None = None,
     ridge: float = 0.0,
     on_singular: str = "ridge",
+    preconditioner: str = "jacobi",
+    stencil: Array | None = None,
+    stencil_radius: int = 1,
+    basis: Array | None = None,
     return_info: bool = False,
 ) -> Array | tuple[Array, SolveInfo]:
     """Propagates known alpha: solves (L + C + rho I) x = C alpha* with C = diag(confidence).
@@ -127,8 +166,8 @@ def propagate(
     Differentiable in both modes (`jax.grad`, `jax.jvp`) by implicit differentiation through
     `lax.custom_linear_solve`: the backward pass is one more CG solve with the same operator, so
     memory does not grow with the iteration count. Gradients reach `confidence`, `alpha_known`
-    and every array the `matvec` closes over (edge weights, the image). `diag` and `x0` only
-    speed up the solve and receive no gradient.
+    and every array the `matvec` closes over (edge weights, the image). `diag`, `x0`, `stencil`
+    and `basis` only speed up the solve and receive no gradient.
 
     Singular systems: an image with no known pixel (all confidence zero) makes L + C singular.
     With on_singular="ridge" (default) a ridge rho = SINGULAR_RIDGE * mean(diag(A)) is added to
@@ -149,6 +188,13 @@ def propagate(
       ridge: relative ridge rho added to every image, rho * mean(diag(A)) I; 0 keeps the exact
         system.
       on_singular: "ridge" or "error", see above.
+      preconditioner: "jacobi" (diag only) or "multigrid" (an aggregation V-cycle, see
+        `multigrid.multigrid_preconditioner`; needs L as a stencil).
+      stencil: optional [B, K, H, W] stencil of L (`stencil.py`) for "multigrid"; default: probed
+        from `matvec` with (2 stencil_radius + 1)^2 products.
+      stencil_radius: radius of L's stencil when it is probed (1 for 4/8-neighbour grids).
+      basis: optional [B, nb, H, W] coarse basis for "multigrid" (default constants, L's null
+        space for a graph Laplacian).
       return_info: also return a SolveInfo.
 
     Returns:
@@ -161,6 +207,8 @@ def propagate(
     """
     if on_singular not in ("ridge", "error"):
         raise ValueError(f"on_singular must be 'ridge' or 'error', got {on_singular!r}")
+    if preconditioner not in ("jacobi", "multigrid"):
+        raise ValueError(f"preconditioner must be 'jacobi' or 'multigrid', got {preconditioner!r}")
     dtype = jnp.result_type(confidence, alpha_known, jnp.float32)
     confidence = confidence.astype(dtype)
     alpha_known = alpha_known.astype(dtype)
@@ -175,7 +223,19 @@ def propagate(
     d = lax.stop_gradient(diag.astype(dtype) + confidence)
     rho = ridge + jnp.where(singular, conventions.SINGULAR_RIDGE, 0.0)
     ridge_diag = _bc(rho * jnp.mean(d, axis=_AXES)).astype(dtype)
-    inv_diag = _div(jnp.ones_like(d), d + ridge_diag)
+    if preconditioner == "jacobi":
+        inv_diag = _div(jnp.ones_like(d), d + ridge_diag)
+
+        def precond(r: Array) -> Array:
+            return inv_diag * r
+    else:
+        if stencil is None:
+            stencil = probe_stencil(matvec, confidence.shape, stencil_radius, dtype)
+        shift_diag = lax.stop_gradient(confidence) + ridge_diag
+        coeffs = add_diagonal(lax.stop_gradient(stencil).astype(dtype), shift_diag)
+        if basis is None:
+            basis = jnp.ones_like(confidence)[:, None]
+        precond = multigrid_preconditioner(coeffs, basis)
     # Solve for the correction to a base guess: the tolerance is then relative to the base
     # residual, which does not scale with large confidences. The base has no gradient, so
     # x = base + A^-1 (b - A base) keeps the exact implicit derivative A^-1 (db - dA x).
@@ -185,11 +245,8 @@ def propagate(
     def operator(x: Array) -> Array:
         return matvec(x) + confidence * x + ridge_diag * x
 
-    def solve(op: Matvec, rhs: Array) -> tuple[Array, SolveInfo]:
-        return pcg(op, rhs, inv_diag, guess, tol=tol, maxiter=maxiter)
-
     rhs = confidence * alpha_known - operator(base)
-    dx, info = lax.custom_linear_solve(operator, rhs, solve, symmetric=True, has_aux=True)
+    dx, info = solve_spd(operator, rhs, precond, guess, tol=tol, maxiter=maxiter)
     x = base + dx
     if not return_info:
         return x

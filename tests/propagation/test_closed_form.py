@@ -48,6 +48,32 @@ def test_coarse_to_fine_guess_keeps_the_answer():
         np.testing.assert_allclose(a0, a2, atol=1e-8)
 
 
+@pytest.mark.parametrize("constraints", ["hard", "soft"])
+def test_constraints_equal_dense_solves_of_levin_matrix(constraints):
+    from tests.propagation.test_laplacian import levin_matrix
+
+    with jax.enable_x64(True):
+        image, trimap = random_inputs(3, h=14, w=12)
+        trimap[:, 5:9, 4:8] = 1.0
+        lap = levin_matrix(image[0], 1e-5).toarray()
+        t = trimap[0].ravel()
+        unknown = t == 0.5
+        alpha_k = (t == 1.0).astype(float)
+        if constraints == "hard":
+            ref = alpha_k.copy()
+            lu = lap[np.ix_(unknown, unknown)]
+            ref[unknown] = np.linalg.solve(lu, -lap[np.ix_(unknown, ~unknown)] @ alpha_k[~unknown])
+        else:
+            c = np.where(unknown, 0.0, 100.0)
+            ref = np.linalg.solve(lap + np.diag(c), c * alpha_k)
+        for pc in ("multigrid", "jacobi"):
+            got = closed_form_matting(
+                jnp.asarray(image), jnp.asarray(trimap), eps=1e-5, lam=100.0, tol=1e-13,
+                constraints=constraints, preconditioner=pc, clip=False, maxiter=5000,
+            )  # fmt: skip
+            np.testing.assert_allclose(np.asarray(got)[0].ravel(), ref, atol=1e-8)
+
+
 def _load(path: pathlib.Path, grey: bool) -> np.ndarray:
     cv2 = pytest.importorskip("cv2")
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
@@ -55,6 +81,7 @@ def _load(path: pathlib.Path, grey: bool) -> np.ndarray:
 
 
 def test_realmatte_sad_close_to_pymatting(realmatte_dir):
+    """pymatting's formulation (eps 1e-7) in float64 and float32, Jacobi and multigrid PCG."""
     cv2 = pytest.importorskip("cv2")
     pymatting = pytest.importorskip("pymatting")
     for name in REALMATTE_IMAGES:
@@ -65,14 +92,19 @@ def test_realmatte_sad_close_to_pymatting(realmatte_dir):
         image = np.clip(cv2.resize(image, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
         trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST) / 255.0
         gt = cv2.resize(gt, size, interpolation=cv2.INTER_AREA)
-        ref = pymatting.estimate_alpha_cf(image, trimap)
-        ours = closed_form_matting(
-            jnp.asarray(image[None], jnp.float32), jnp.asarray(trimap[None], jnp.float32)
-        )
+        ref = pymatting.estimate_alpha_cf(image, trimap)  # eps 1e-7, hard constraints
         sad_ref = np.abs(ref - gt).sum() / 1000
-        sad_ours = np.abs(np.asarray(ours[0]) - gt).sum() / 1000
-        print(f"{name} {size}: SAD ours {sad_ours:.4f} pymatting {sad_ref:.4f}")
-        assert sad_ours <= SAD_MARGIN * sad_ref, (name, sad_ours, sad_ref)
+        variants = ((jnp.float64, "jacobi"), (jnp.float32, "jacobi"), (jnp.float32, "multigrid"))
+        for dtype, pc in variants:
+            with jax.enable_x64(dtype == jnp.float64):
+                ours = closed_form_matting(
+                    jnp.asarray(image[None], dtype), jnp.asarray(trimap[None], dtype), eps=1e-7,
+                    preconditioner=pc,
+                )  # fmt: skip
+            sad_ours = np.abs(np.asarray(ours[0]) - gt).sum() / 1000
+            print(f"{name} {size} {dtype.__name__} {pc}: SAD ours {sad_ours:.4f} pm {sad_ref:.4f}")
+            assert abs(sad_ours - sad_ref) <= (SAD_MARGIN - 1) * sad_ref, (name, dtype, pc)
+            assert np.abs(np.asarray(ours[0]) - ref).max() < 0.02, (name, dtype, pc)
 
 
 def test_model_contract_and_batching():
@@ -92,6 +124,13 @@ def test_model_contract_and_batching():
         ref = closed_form_matting(
             jnp.asarray(image[i : i + 1], jnp.float32),
             jnp.asarray(trimap[i : i + 1], jnp.float32),
-            **{k: v for k, v in config.model.kwargs.items()},
+            **{k: v for k, v in config.model.kwargs.items() if k != "dtype"},
         )
         np.testing.assert_allclose(alpha[i, ..., 0], ref[0], atol=1e-4)
+
+
+def test_float64_model_without_x64_names_the_fix():
+    image, trimap = random_inputs(4)
+    model = MODELS.get("closed_form")(dtype="float64")
+    with jax.enable_x64(False), pytest.raises(ValueError, match="config.x64"):
+        model.apply({}, jnp.asarray(image, jnp.float32), jnp.asarray(trimap[..., None]))
