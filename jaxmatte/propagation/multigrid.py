@@ -20,15 +20,11 @@ from jax import Array
 
 from jaxmatte import conventions
 from jaxmatte.propagation.laplacian import shift
-from jaxmatte.propagation.stencil import centre_index, offsets, stencil_matvec
+from jaxmatte.propagation.stencil import centre_index, offsets, stencil_matvec, stencil_radius
 
 Preconditioner = Callable[[Array], Array]
 _NEIGHBOURS = offsets(1)  # the 3 x 3 tile offsets D of a block stencil
 _CENTRE = _NEIGHBOURS.index((0, 0))
-
-
-def _shift_nchw(x: Array, dy: int, dx: int) -> Array:
-    return shift(x, dy, dx)
 
 
 def _tile_sum(x: Array, t: int) -> Array:
@@ -74,8 +70,7 @@ def first_coarse(coeffs: Array, basis: Array, tile: int) -> Array:
     Returns:
       blocks [B, 9, nb, nb, H/T, W/T].
     """
-    k = coeffs.shape[1]
-    s = (int(round(k**0.5)) - 1) // 2
+    s = stencil_radius(coeffs)
     if s > tile:
         raise ValueError(f"multigrid tile {tile} must be >= the stencil radius {s}")
     h, w = coeffs.shape[-2:]
@@ -91,7 +86,7 @@ def first_coarse(coeffs: Array, basis: Array, tile: int) -> Array:
             if not (my.any() and mx.any()):
                 continue
             mask = jnp.asarray(my[:, None] & mx[None, :], coeffs.dtype)
-            u = u + (coeffs[:, i] * mask)[:, None] * _shift_nchw(basis, dy, dx)
+            u = u + (coeffs[:, i] * mask)[:, None] * shift(basis, dy, dx)
         rows = [[_tile_sum(basis[:, i] * u[:, j], tile) for j in range(nb)] for i in range(nb)]
         blocks.append(jnp.stack([jnp.stack(r, axis=1) for r in rows], axis=1))
     return jnp.stack(blocks, axis=1)
@@ -122,7 +117,7 @@ def block_matvec(blocks: Array, x: Array) -> Array:
     """y_t = sum_D A[t, t + D] x_{t + D}; blocks [B, 9, nb, nb, h, w], x [B, nb, h, w]."""
     out = jnp.zeros_like(x)
     for k, (dy, dx) in enumerate(_NEIGHBOURS):
-        out = out + _bmv(blocks[:, k], _shift_nchw(x, dy, dx))
+        out = out + _bmv(blocks[:, k], shift(x, dy, dx))
     return out
 
 

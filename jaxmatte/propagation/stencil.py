@@ -25,6 +25,11 @@ def offsets(radius: int) -> list[tuple[int, int]]:
     return [(dy, dx) for dy in span for dx in span]
 
 
+def stencil_radius(coeffs: Array) -> int:
+    """Radius s of a stencil [B, K, H, W], K = (2s + 1)^2."""
+    return (int(round(coeffs.shape[1] ** 0.5)) - 1) // 2
+
+
 def stencil_matvec(coeffs: Array, x: Array) -> Array:
     """y = A x for a stencil operator.
 
@@ -35,8 +40,7 @@ def stencil_matvec(coeffs: Array, x: Array) -> Array:
     Returns:
       [B, H, W].
     """
-    k = coeffs.shape[1]
-    s = (int(round(k**0.5)) - 1) // 2
+    s = stencil_radius(coeffs)
     h, w = x.shape[-2:]
     xp = jnp.pad(x, ((0, 0), (s, s), (s, s)))
     out = jnp.zeros_like(x)
@@ -157,8 +161,7 @@ def restrict_to_unknown(coeffs: Array, unknown: Array) -> Array:
       coeffs: [B, K, H, W] stencil of A.
       unknown: [B, H, W] 0/1 mask.
     """
-    k = coeffs.shape[1]
-    s = (int(round(k**0.5)) - 1) // 2
+    s = stencil_radius(coeffs)
     out = []
     for i, (dy, dx) in enumerate(offsets(s)):
         out.append(coeffs[:, i] * unknown * shift(unknown, dy, dx))
