@@ -33,12 +33,13 @@ def timed(fn, *args):
     return out, time.perf_counter() - t
 
 
-# label -> (dtype, preconditioner); "f32 jacobi" is configs/closed_form.py's default. All use
-# pymatting's formulation: hard constraints, eps 1e-7.
+# label -> (dtype, preconditioner, tiled); "f32 jacobi" (on the active 8 x 8 tiles) is
+# configs/closed_form.py's default. All use pymatting's formulation: hard constraints, eps 1e-7.
 VARIANTS = {
-    "f32 jacobi": (jnp.float32, "jacobi"),
-    "f32 mg": (jnp.float32, "multigrid"),
-    "f64 jacobi": (jnp.float64, "jacobi"),
+    "f32 jacobi": (jnp.float32, "jacobi", True),
+    "f32 jacobi grid": (jnp.float32, "jacobi", False),
+    "f32 mg": (jnp.float32, "multigrid", False),
+    "f64 jacobi": (jnp.float64, "jacobi", True),
 }
 
 
@@ -48,6 +49,8 @@ def bench_closed_form(names: list[str], variants: list[str], tol: float, maxiter
 
     head = " | ".join(f"{v} s (iters) | SAD | ratio" for v in variants)
     print(f"| image | size | pymatting s | SAD pm | {head} |")
+    ratios = {v: [] for v in variants}
+    sad_dev = {v: [] for v in variants}
     for name in names:
         image, trimap, gt = load(name)
         pymatting.estimate_alpha_cf(image, trimap)  # warm-up
@@ -55,11 +58,11 @@ def bench_closed_form(names: list[str], variants: list[str], tol: float, maxiter
         row = [name, f"{trimap.shape[0]}x{trimap.shape[1]}", f"{t_ref:.2f}"]
         row.append(f"{np.abs(ref - gt).sum() / 1000:.2f}")
         for label in variants:
-            dtype, pc = VARIANTS[label]
+            dtype, pc, tiled = VARIANTS[label]
             with jax.enable_x64(dtype == jnp.float64):
                 args = (jnp.asarray(image[None], dtype), jnp.asarray(trimap[None], dtype))
-                fn = jax.jit(lambda i, t, pc=pc: closed_form_matting(
-                    i, t, preconditioner=pc, tol=tol, maxiter=maxiter,
+                fn = jax.jit(lambda i, t, pc=pc, tiled=tiled: closed_form_matting(
+                    i, t, preconditioner=pc, tiled=tiled, tol=tol, maxiter=maxiter,
                     return_info=True))  # fmt: skip
                 timed(fn, *args)  # warm-up: compile and run once
                 (alpha, info), t_ours = timed(fn, *args)
@@ -67,7 +70,16 @@ def bench_closed_form(names: list[str], variants: list[str], tol: float, maxiter
             conv = "" if bool(info.converged[0]) else " not converged"
             row += [f"{t_ours:.2f} ({int(info.iterations[0])}{conv})", f"{sad:.2f}"]
             row.append(f"{t_ours / t_ref:.1f}x")
+            ratios[label].append(t_ours / t_ref)
+            sad_dev[label].append(abs(sad / (np.abs(ref - gt).sum() / 1000) - 1))
         print("| " + " | ".join(row) + " |", flush=True)
+    for v in variants:
+        r, dev = np.asarray(ratios[v]), np.asarray(sad_dev[v])
+        print(
+            f"{v}: time ratio geometric mean {np.exp(np.log(r).mean()):.2f}x, min {r.min():.2f}x, "
+            f"max {r.max():.2f}x, <= 0.5x on {(r <= 0.5).sum()}/{r.size}; |SAD - SAD pm| max "
+            f"{100 * dev.max():.2f}%, within 2% on {(dev <= 0.02).sum()}/{dev.size}"
+        )
 
 
 def _cg_unrolled(matvec, diag, confidence, alpha_known, iters: int):
@@ -132,7 +144,7 @@ def bench_memory(b: int, size: int, iters: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", default="GT01,GT02,GT13")
+    parser.add_argument("--images", default="GT01,GT02,GT13", help="comma list or 'all'")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--tol", type=float, default=conventions.CG_TOL_CLOSED_FORM)
     parser.add_argument("--maxiter", type=int, default=conventions.CG_MAXITER_CLOSED_FORM)
@@ -147,7 +159,10 @@ def main() -> None:
         bench_memory(args.mem_batch, args.mem_size, args.unrolled_iters)
     if not args.skip_time:
         variants = args.variants.split(",")
-        bench_closed_form(args.images.split(","), variants, args.tol, args.maxiter)
+        names = args.images.split(",")
+        if args.images == "all":
+            names = sorted(p.stem for p in (REALMATTE / "trimap").glob("*.png"))
+        bench_closed_form(names, variants, args.tol, args.maxiter)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the closed-form config.
 
     Default: pymatting's formulation (hard trimap constraints, eps 1e-7) in float32 with
-    Jacobi-PCG, which reproduces `pymatting.estimate_alpha_cf` (SAD within 0.5% on realmatte).
+    Jacobi-PCG on the 8 x 8 tiles that hold unknown pixels, which reproduces
+    `pymatting.estimate_alpha_cf` (SAD within 0.5% on all 27 realmatte images).
     `arg` "fp64": the same in float64 (x64). "multigrid": the aggregation V-cycle preconditioner
     (10-15x fewer iterations, slower per iteration on CPU). "tiny": loose solver for tests.
     """
@@ -26,6 +27,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "tol": conventions.CG_TOL_CLOSED_FORM,
             "maxiter": conventions.CG_MAXITER_CLOSED_FORM,
             "levels": 0,
+            "tiled": True,
         }
     )
     config.x64 = False  # True: main.py traces and runs under jax.enable_x64

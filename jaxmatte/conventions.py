@@ -51,6 +51,11 @@ CG_MAXITER = 2000
 # largest realmatte unknown region, GT13, needs ~4100 Jacobi-PCG iterations at eps 1e-7).
 CG_TOL_CLOSED_FORM = 1e-6
 CG_MAXITER_CLOSED_FORM = 10000
+# Closed-form matting solves on the T x T tiles that hold unknown pixels (propagation/tiles.py):
+# the tile size, and the slot capacities tried in turn, as fractions of the image's tiles (8 x 8
+# tiles keep 9-46% of a realmatte image; a trimap beyond the largest solves on the full grid).
+CF_TILE = 8
+CF_TILE_SLOTS = (0.2, 0.35, 0.5)
 # Relative ridge rho * mean(diag(A)) added to images with no known pixel (dmp.md Sec. 4.3).
 SINGULAR_RIDGE = 1e-6
 # Aggregation multigrid preconditioner (propagation/multigrid.py): first-level tile size, Jacobi

@@ -25,6 +25,7 @@ class ClosedForm(nn.Module):
       radius: matting window radius (1 = 3x3).
       constraints: "hard" (known pixels fixed, as pymatting) or "soft" (lam, as Levin's code).
       preconditioner: "jacobi" or "multigrid".
+      tiled: with "hard" and "jacobi", solve only on the 8 x 8 tiles holding unknown pixels.
       dtype: "float32" or "float64" (needs x64 enabled, e.g. `config.x64 = True`).
 
     References:
@@ -39,6 +40,7 @@ class ClosedForm(nn.Module):
     radius: int = 1
     constraints: str = "hard"
     preconditioner: str = "jacobi"
+    tiled: bool = True
     dtype: str = "float32"
 
     @nn.compact
@@ -76,6 +78,7 @@ class ClosedForm(nn.Module):
             levels=self.levels,
             constraints=self.constraints,
             preconditioner=self.preconditioner,
+            tiled=self.tiled,
             clip=True,
         )
         return alpha[..., None].astype(jnp.float32), {}

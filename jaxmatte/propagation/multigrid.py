@@ -158,7 +158,7 @@ def multigrid_preconditioner(
       basis: [B, nb, H, W] per-pixel coarse basis (near-null space of A), e.g. ones.
       tile: first-level tile size (>= the stencil radius).
       omega: Jacobi damping of every smoother.
-      sweeps: pre- and post-smoothing sweeps per level.
+      sweeps: pre- and post-smoothing sweeps per level (>= 1).
       coarsest: stop coarsening once a level has at most this many tiles; it is solved exactly
         (pseudo-inverse).
       pinv_rel: relative eigenvalue cut of the block and coarsest pseudo-inverses.
@@ -172,6 +172,8 @@ def multigrid_preconditioner(
       (aggregates with near-null-space basis); Trottenberg, Oosterlee, Schuller, Multigrid, 2001
       (V-cycle as a CG preconditioner).
     """
+    if sweeps < 1:
+        raise ValueError(f"multigrid needs sweeps >= 1 (a smoother), got {sweeps}")
     coeffs = jax.lax.stop_gradient(coeffs)
     basis = jax.lax.stop_gradient(basis).astype(coeffs.dtype)
     shape = coeffs.shape[-2:]
@@ -205,8 +207,8 @@ def multigrid_preconditioner(
         if level == len(levels) - 1:
             b, nb, h, w = r.shape
             return jnp.einsum("bij,bj->bi", coarse_pinv, r.reshape(b, -1)).reshape(b, nb, h, w)
-        x = jnp.zeros_like(r)
-        for _ in range(sweeps):
+        x = smooth(level, r)  # the first sweep from x = 0 needs no product
+        for _ in range(sweeps - 1):
             x = x + smooth(level, r - block_matvec(blocks, x))
         rc = _restrict2(r - block_matvec(blocks, x))
         x = x + _prolong2(cycle(level + 1, rc), r.shape[-2:])
@@ -216,8 +218,8 @@ def multigrid_preconditioner(
 
     def precond(r: Array) -> Array:
         r = _pad_to(r, tile)
-        x = jnp.zeros_like(r)
-        for _ in range(sweeps):
+        x = omega * inv_diag * r  # the first sweep from x = 0 needs no product
+        for _ in range(sweeps - 1):
             x = x + omega * inv_diag * (r - stencil_matvec(coeffs, x))
         res = r - stencil_matvec(coeffs, x)
         e = cycle(0, jnp.stack([_tile_sum(basis[:, i] * res, tile) for i in range(nb)], axis=1))

@@ -27,7 +27,8 @@ class SolveInfo(NamedTuple):
 
 
 def _dot(a: Array, b: Array) -> Array:
-    return jnp.sum(a * b, axis=_AXES)
+    """Per-image inner products of [B, ...] arrays."""
+    return jnp.sum(a * b, axis=tuple(range(1, a.ndim)))
 
 
 def _div(num: Array, den: Array) -> Array:
@@ -36,8 +37,9 @@ def _div(num: Array, den: Array) -> Array:
     return jnp.where(ok, num / jnp.where(ok, den, 1), 0)
 
 
-def _bc(v: Array) -> Array:
-    return v[:, None, None]
+def _bc(v: Array, ndim: int = 3) -> Array:
+    """[B] -> [B, 1, ..., 1] with `ndim` axes."""
+    return v.reshape(v.shape + (1,) * (ndim - 1))
 
 
 def pcg(
@@ -56,23 +58,26 @@ def pcg(
     factor <g, b> / <g, A g>, so a guess never starts worse than zero in the A-norm (and a guess
     unrelated to b, e.g. in a tangent solve, costs nothing).
 
+    Vectors are [B, ...]: a [B, H, W] grid, or any per-image layout such as the [B, S, T, T]
+    active tiles of `tiles.py`; inner products sum over all axes but the first.
+
     Args:
-      matvec: SPD operator [B, H, W] -> [B, H, W], independent per image.
-      b: [B, H, W] right-hand side.
+      matvec: SPD operator [B, ...] -> [B, ...], independent per image.
+      b: [B, ...] right-hand side.
       precond: r -> z ~ A^-1 r, symmetric positive definite, independent per image (e.g.
         Jacobi `inv_diag * r` or a multigrid V-cycle).
-      guess: [B, H, W] initial guess direction.
+      guess: [B, ...] initial guess direction.
       tol: relative residual tolerance.
       maxiter: iteration cap.
 
     Returns:
-      (x [B, H, W], SolveInfo).
+      (x [B, ...], SolveInfo).
 
     References:
       Saad, Iterative Methods for Sparse Linear Systems, 2003, Alg. 9.1 (preconditioned CG).
     """
     ag = matvec(guess)
-    gamma = _bc(_div(_dot(guess, b), _dot(guess, ag)))
+    gamma = _bc(_div(_dot(guess, b), _dot(guess, ag)), b.ndim)
     x = gamma * guess
     r = b - gamma * ag
     z = precond(r)
@@ -89,14 +94,14 @@ def pcg(
         it, x, r, p, rz, done, iters = s
         ap = matvec(p)
         step = jnp.where(done, 0, _div(rz, _dot(p, ap)))
-        x = x + _bc(step) * p
-        r = r - _bc(step) * ap
+        x = x + _bc(step, p.ndim) * p
+        r = r - _bc(step, p.ndim) * ap
         z = precond(r)
         rz_new = _dot(r, z)
         beta = jnp.where(done, 0, _div(rz_new, rz))
         iters = iters + (~done).astype(jnp.int32)
         done = done | (jnp.sqrt(_dot(r, r)) <= thresh)
-        return it + 1, x, r, z + _bc(beta) * p, rz_new, done, iters
+        return it + 1, x, r, z + _bc(beta, p.ndim) * p, rz_new, done, iters
 
     _, x, r, _, _, done, iters = lax.while_loop(cond, body, state)
     res = _div(jnp.sqrt(_dot(r, r)), bnorm)

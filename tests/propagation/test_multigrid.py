@@ -59,13 +59,20 @@ def test_first_coarse_and_aggregate_are_galerkin_products():
         np.testing.assert_allclose(coarse, p.T @ ref @ p, atol=1e-9 * np.abs(ref).max())
 
 
-def test_vcycle_is_symmetric_positive_definite():
+@pytest.mark.parametrize("sweeps", [1, 2])
+def test_vcycle_is_symmetric_positive_definite(sweeps):
     with jax.enable_x64(True):
         coeffs, _, basis = matting_system(1, 20, 16)
-        precond = mg.multigrid_preconditioner(coeffs, basis, coarsest=4)
+        precond = mg.multigrid_preconditioner(coeffs, basis, coarsest=4, sweeps=sweeps)
         m = dense_operator(jax.jit(precond), 1, 20, 16)[0]
         np.testing.assert_allclose(m, m.T, atol=1e-10 * np.abs(m).max())
         assert np.linalg.eigvalsh(m).min() > 0
+
+
+def test_vcycle_needs_a_smoother():
+    coeffs, _, basis = matting_system(1, 8, 8)
+    with pytest.raises(ValueError, match="sweeps >= 1"):
+        mg.multigrid_preconditioner(coeffs, basis, sweeps=0)
 
 
 def test_multigrid_pcg_matches_dense_solve_in_fewer_iterations():
