@@ -150,8 +150,12 @@ def _solve_on_active_tiles(
     rhs: Array,
     guess: Array,
 ) -> tuple[Array, SolveInfo]:
-    """`solve` on the CF_TILE tiles holding unknown pixels, in the smallest slot capacity of
-    CF_TILE_SLOTS that holds every image's tiles (`lax.switch`), else on the full grid."""
+    """Runs `solve` on the active tiles in the smallest capacity that fits, else on the full grid.
+
+    The capacities are the CF_TILE_SLOTS fractions of an image's CF_TILE x CF_TILE tiles; a
+    `lax.switch` picks at run time the smallest that holds every image's active tiles, so shapes
+    stay static under jit and a trimap with too many unknown tiles still gets the exact answer.
+    """
     tile = conventions.CF_TILE
     th, tw = tiles.tile_grid(unknown.shape[-2:], tile)
     caps = sorted({math.ceil(f * th * tw) for f in conventions.CF_TILE_SLOTS} - {0})
@@ -204,8 +208,9 @@ def closed_form_matting(
       preconditioner: "jacobi" or "multigrid" (colour-line aggregation V-cycle: 10-15x fewer
         iterations on realmatte, but each costs ~15 Jacobi iterations on CPU; bench/RESULTS.md).
       levels: coarse-to-fine depth for the initial guess (0 = none); changes speed, not the answer.
-      tiled: with hard constraints and Jacobi, solve only on the 8 x 8 tiles that hold
-        unknown pixels (`tiles.py`; the same system, 2-5x less work per iteration on realmatte).
+      tiled: with hard constraints, Jacobi and 2 radius <= CF_TILE, solve only on the 8 x 8
+        tiles that hold unknown pixels (`tiles.py`; the same system, 2-5x less work per
+        iteration on realmatte).
       clip: clip alpha to [0, 1] (pymatting does the same).
       return_info: also return the SolveInfo of the full-resolution solve.
 
@@ -244,7 +249,7 @@ def closed_form_matting(
         if preconditioner == "multigrid":
             basis = colour_line_basis(image, unknown)
             x, info = solve(coeffs, unknown, rhs, guess, basis=basis)
-        elif tiled:
+        elif tiled and 2 * radius <= conventions.CF_TILE:  # halos come from adjacent tiles only
             x, info = _solve_on_active_tiles(solve, coeffs, unknown, rhs, guess)
         else:
             x, info = solve(coeffs, unknown, rhs, guess)
