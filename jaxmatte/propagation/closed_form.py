@@ -128,7 +128,7 @@ def _solve_unknown(
         matvec = functools.partial(tiles.tiled_stencil_matvec, layout=layout)
         to_grid = functools.partial(tiles.scatter_tiles, layout=layout)
     if basis is None:
-        centre = jnp.take(coeffs, coeffs.shape[-3] // 2, axis=-3)  # the (0, 0) offset
+        centre = jnp.take(coeffs, centre_index(coeffs), axis=-3)
         inv_diag = 1.0 / lax.stop_gradient(unknown * centre + 1.0 - unknown)
 
         def precond(r: Array) -> Array:
@@ -206,7 +206,7 @@ def closed_form_matting(
       radius: window radius (1 = 3x3 windows).
       tol, maxiter: PCG relative tolerance and iteration cap.
       preconditioner: "jacobi" or "multigrid" (colour-line aggregation V-cycle: 10-15x fewer
-        iterations on realmatte, but each costs ~15 Jacobi iterations on CPU; bench/RESULTS.md).
+        iterations on realmatte, but each costs ~10 stencil products on CPU; bench/RESULTS.md).
       levels: coarse-to-fine depth for the initial guess (0 = none); changes speed, not the answer.
       tiled: with hard constraints, Jacobi and 2 radius <= CF_TILE, solve only on the 8 x 8
         tiles that hold unknown pixels (`tiles.py`; the same system, 2-5x less work per

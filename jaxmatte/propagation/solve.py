@@ -124,14 +124,14 @@ def solve_spd(
     `operator` closes over and `rhs`; `precond` and `guess` only change the speed.
 
     Args:
-      operator: SPD x -> A x, [B, H, W] -> [B, H, W], independent per image.
-      rhs: [B, H, W].
+      operator: SPD x -> A x, [B, ...] -> [B, ...] (any layout `pcg` takes), per image.
+      rhs: [B, ...].
       precond: r -> z ~ A^-1 r (no gradient flows through it).
-      guess: [B, H, W] initial guess direction (see `pcg`).
+      guess: [B, ...] initial guess direction (see `pcg`).
       tol, maxiter: as in `pcg`.
 
     Returns:
-      (x [B, H, W], SolveInfo with singular all False).
+      (x [B, ...], SolveInfo with singular all False).
     """
 
     def solve(op: Matvec, b: Array) -> tuple[Array, SolveInfo]:

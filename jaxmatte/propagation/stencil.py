@@ -26,8 +26,8 @@ def offsets(radius: int) -> list[tuple[int, int]]:
 
 
 def stencil_radius(coeffs: Array) -> int:
-    """Radius s of a stencil [B, K, H, W], K = (2s + 1)^2."""
-    return (int(round(coeffs.shape[1] ** 0.5)) - 1) // 2
+    """Radius s of a stencil [..., K, H, W] (a grid or tiles [B, S, K, T, T]), K = (2s + 1)^2."""
+    return (int(round(coeffs.shape[-3] ** 0.5)) - 1) // 2
 
 
 def stencil_matvec(coeffs: Array, x: Array) -> Array:
@@ -41,9 +41,22 @@ def stencil_matvec(coeffs: Array, x: Array) -> Array:
       [B, H, W].
     """
     s = stencil_radius(coeffs)
-    h, w = x.shape[-2:]
-    xp = jnp.pad(x, ((0, 0), (s, s), (s, s)))
-    out = jnp.zeros_like(x)
+    return apply_to_padded(coeffs, jnp.pad(x, ((0, 0), (s, s), (s, s))))
+
+
+def apply_to_padded(coeffs: Array, xp: Array) -> Array:
+    """y = A x from x with its s-pixel border already in place (zeros, or a tile's halo).
+
+    Args:
+      coeffs: [N, K, H, W] stencil of radius s.
+      xp: [N, H + 2s, W + 2s].
+
+    Returns:
+      [N, H, W].
+    """
+    s = stencil_radius(coeffs)
+    h, w = coeffs.shape[-2:]
+    out = jnp.zeros(xp.shape[:1] + (h, w), xp.dtype)
     for i, (dy, dx) in enumerate(offsets(s)):
         out = out + coeffs[:, i] * xp[:, s + dy : s + dy + h, s + dx : s + dx + w]
     return out
@@ -141,8 +154,8 @@ def matting_stencil(
 
 
 def centre_index(coeffs: Array) -> int:
-    """Index of the (0, 0) offset in a stencil's K axis."""
-    return coeffs.shape[1] // 2
+    """Index of the (0, 0) offset in the K axis of a stencil [..., K, H, W]."""
+    return coeffs.shape[-3] // 2
 
 
 def add_diagonal(coeffs: Array, d: Array) -> Array:

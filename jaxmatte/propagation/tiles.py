@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
-from jaxmatte.propagation.stencil import offsets, stencil_radius
+from jaxmatte.propagation.stencil import apply_to_padded, offsets, stencil_radius
 
 _NEIGHBOURS = offsets(1)  # tile offsets of the 3 x 3 neighbourhood, row-major; index 4 = self
 
@@ -111,8 +111,7 @@ def scatter_tiles(xt: Array, layout: TileLayout) -> Array:
 def _halo(xt: Array, neighbours: Array, s: int) -> Array:
     """[S, T, T] tiles -> [S, T + 2s, T + 2s] with an s-pixel halo from the neighbour slots."""
     xz = jnp.concatenate([xt, jnp.zeros_like(xt[:1])], axis=0)
-    lo, mid, hi = slice(-s, None), slice(None), slice(None, s)
-    parts = {-1: lo, 0: mid, 1: hi}
+    parts = {-1: slice(-s, None), 0: slice(None), 1: slice(None, s)}  # strip of a neighbour
     rows = []
     for dy in (-1, 0, 1):
         row = []
@@ -137,16 +136,12 @@ def tiled_stencil_matvec(coeffs: Array, x: Array, layout: TileLayout) -> Array:
     Returns:
       [B, S, T, T], equal to `gather_tiles(stencil_matvec(A, scatter_tiles(x)))`.
     """
-    s = stencil_radius(coeffs[:, 0])
+    s = stencil_radius(coeffs)
     tile = layout.tile
     if s > tile:
         raise ValueError(f"tile {tile} must be >= the stencil radius {s}")
 
     def one(c: Array, xt: Array, nbrs: Array) -> Array:
-        xp = _halo(xt, nbrs, s)
-        out = jnp.zeros_like(xt)
-        for i, (dy, dx) in enumerate(offsets(s)):
-            out = out + c[:, i] * xp[:, s + dy : s + dy + tile, s + dx : s + dx + tile]
-        return out
+        return apply_to_padded(c, _halo(xt, nbrs, s))
 
     return jax.vmap(one)(coeffs, x, layout.neighbours)
