@@ -25,12 +25,12 @@ def time_step(crop: int, batch: int, dtype: str, steps: int) -> float:
     """Median seconds per train step after one compile-and-warm-up call."""
     c = config_lib.load(CONFIG)
     c.data.update(crop_size=crop, batch_size=batch)
-    c.model.kwargs.dtype = dtype
+    c.model.dtype = dtype
     mesh = sharding.make_mesh()
     model, schedule, tx, init_fn = train.build(c)
     abstract = train.sharded_abstract_state(init_fn, mesh)
     state_sh = jax.tree.map(lambda a: a.sharding, abstract)
-    state = jax.jit(init_fn, out_shardings=state_sh)(jax.random.key(0))
+    state = jax.jit(init_fn, out_shardings=state_sh)(jax.random.PRNGKey(0))
     step = jax.jit(
         train.make_train_step(model, tx, c, schedule),
         in_shardings=(state_sh, sharding.batch_sharding(mesh)),

@@ -4,6 +4,8 @@ import ml_collections
 
 from jaxmatte import conventions
 
+KNOWN_VARIANTS = ("fp64", "multigrid", "tiny")
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the closed-form config.
@@ -31,8 +33,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         }
     )
     config.x64 = False  # True: main.py traces and runs under jax.enable_x64
-    config.model.pad_multiple = 1
-    config.model.needs_trimap = True
+    # Whole images, no padding: the solve works at any size.
+    config.inference = ml_collections.ConfigDict(
+        {"name": "pad_apply", "kwargs": {"multiple": 1, "mode": "minimal"}, "runs": {}}
+    )
 
     # 8-bit output: round(alpha * 255) (closed-form has no reference saving rule to copy).
     config.eval = ml_collections.ConfigDict({"quantize": "round"})
@@ -42,6 +46,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.predict.trimap = ""  # trimap file or folder (0/128/255 grey or palette PNGs)
     config.predict.out_dir = ""
 
+    if arg not in (None, "") + KNOWN_VARIANTS:
+        raise ValueError(
+            f"configs/closed_form.py: unknown variant {arg!r}; known: "
+            f"{', '.join(KNOWN_VARIANTS)} or none"
+        )
     if arg == "fp64":
         config.x64 = True
         config.model.kwargs.dtype = "float64"

@@ -7,7 +7,49 @@ Variants: no arg = the paper recipe (AM-2K, 512 crops, global batch 32, 5625 ste
 
 from ml_collections import ConfigDict
 
-from jaxmatte.optim import ddc_optim_config
+from jaxmatte import optim
+
+KNOWN_VARIANTS = ("quick", "tiny", "bf16")
+
+
+def optim_config() -> ConfigDict:
+    """The DDC / ViTMatte recipe (spec ddc_vitmatte.md §6; detectron2 AdamW defaults).
+
+    Paths are "/"-joined Flax parameter paths such as "backbone/blocks_3/attn/qkv/kernel".
+    """
+    return optim.optim_config(
+        "adamw",
+        lr=5e-4,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=0.1,
+        # re.search patterns; a match means no weight decay: torch LayerNorms of the ViT blocks
+        # (not the residual blocks' channel-LNs), every BatchNorm, the position embedding.
+        no_decay=(
+            r"(^|/)backbone/blocks_\d+/norm[12]/",
+            r"(^|/)bn/",
+            r"(^|/)backbone/pos_embed$",
+        ),
+        layer_decay=0.65,
+        num_layers=12,
+        # (pattern, id) rules, first match wins; id None = num_layers + 1 (factor 1); a named
+        # group "block" adds int(block) to id. Unmatched parameters get num_layers + 1.
+        layer_id_rules=(
+            (r"(^|/)backbone/blocks_\d+/residual/", None),
+            (r"(^|/)backbone/(patch_embed|pos_embed)(/|$)", 0),
+            (r"(^|/)backbone/blocks_(?P<block>\d+)/", 1),
+        ),
+        clip_norm=0.0,  # DDC: no clipping
+        # 250-step warm-up from 0.001, then x0.1 at step 3375 and x0.05 at 5062 (absolute).
+        schedule={
+            "name": "multistep",
+            "warmup_steps": 250,
+            "warmup_factor": 0.001,
+            "milestones": (3375, 5062),
+            "factors": (0.1, 0.05),
+        },
+    )
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
@@ -16,11 +58,14 @@ def get_config(arg: str | None = None) -> ConfigDict:
     c.model = ConfigDict(
         {
             "name": "vitmatte_s",
-            "kwargs": {"in_channels": 3, "dtype": "float32"},
-            "pad_multiple": 32,
-            "pad_mode": "vitmatte_quirk",
-            "needs_trimap": False,  # DDC is trimap-free: trimaps are labels, not inputs
+            # in_channels 3: DDC is trimap-free, trimaps are labels, not inputs.
+            "kwargs": {"in_channels": 3},
+            "dtype": "float32",  # compute dtype; "bfloat16" keeps params/optimiser/loss in fp32
         }
+    )
+    # Whole images are zero-padded to a multiple of 32 with ViTMatte's quirk (spec 4.1).
+    c.inference = ConfigDict(
+        {"name": "pad_apply", "kwargs": {"multiple": 32, "mode": "vitmatte_quirk"}, "runs": {}}
     )
     # L = L_known + 10 L_DDC (ddc_vitmatte.md 3.4).
     c.losses = ConfigDict({"known_l1": 1.0, "ddc": 10.0})
@@ -41,10 +86,12 @@ def get_config(arg: str | None = None) -> ConfigDict:
             "recipe": "ddc",
             "recipe_kwargs": {"augment": "paper", "scale": (0.8, 1.25)},
             "pp_train": "",
+            # Eval/predict inputs go through the same encoding ops that end the recipe.
+            "pp_eval": "normalize(('image',))|trimap_to_label(('trimap',))",
             "synthetic": {"seed": 0, "size": 640, "num_train": 1800, "num_eval": 50},
         }
     )
-    c.optim = ddc_optim_config()
+    c.optim = optim_config()
     c.train = ConfigDict(
         {
             "num_steps": 5625,
@@ -55,10 +102,12 @@ def get_config(arg: str | None = None) -> ConfigDict:
             "eval_at_start": True,
             "image_every": 500,
             "num_images": 4,
+            "max_nonfinite": 10,  # consecutive skipped non-finite steps before the run stops
         }
     )
     c.eval = ConfigDict(
         {
+            "kind": "alpha",
             "metrics": (
                 "sad",
                 "mse",
@@ -79,13 +128,14 @@ def get_config(arg: str | None = None) -> ConfigDict:
         }
     )
     c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": ""})
-    c.init = ConfigDict({"from": "", "prefix": ""})
+    # Converted weights (a `jaxmatte.convert` folder) merged at `prefix` of a fresh model.
+    c.init = ConfigDict({"weights": "", "prefix": ""})
 
     if arg == "quick":
         c.data.update(batch_size=8, crop_size=128)
         c.data.synthetic.update(size=160, num_train=256, num_eval=8)
         c.train.update(num_steps=200, log_every=20, checkpoint_every=50, image_every=50)
-        c.optim.update(warmup_steps=20, milestones=(140, 180), total_steps=200)
+        c.optim.schedule.update(warmup_steps=20, milestones=(140, 180))
     elif arg == "tiny":
         c.model.kwargs.update(
             dim=32,
@@ -107,8 +157,13 @@ def get_config(arg: str | None = None) -> ConfigDict:
             num_images=2,
             eval_at_start=False,
         )
-        c.optim.update(warmup_steps=2, milestones=(4, 5), total_steps=6, num_layers=2)
+        c.optim.update(num_layers=2)
+        c.optim.schedule.update(warmup_steps=2, milestones=(4, 5))
         c.eval.metrics = ("sad", "mse", "sad_whole", "mad_whole")
+    elif arg == "bf16":
+        c.model.dtype = "bfloat16"
     elif arg:
-        raise ValueError(f"configs/ddc.py: unknown variant {arg!r} (quick, tiny or none)")
+        raise ValueError(
+            f"configs/ddc.py: unknown variant {arg!r}; known: {', '.join(KNOWN_VARIANTS)} or none"
+        )
     return c

@@ -1,23 +1,61 @@
-"""Orbax checkpoints of the train state with the config saved alongside; restore onto the mesh."""
+"""Orbax checkpoints of the train state with the config saved alongside; restore onto the mesh.
+
+Restoring weights alone (eval, predict, init from a run) reads ``params`` and ``batch_stats``
+with no optimiser built, after checking the saved config's model section against the current.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
+
+from jaxmatte.config_lib import ConfigError
+
+# Keys of config.model that do not change parameter shapes (compute dtype).
+_SHAPE_FREE_MODEL_KEYS = ("dtype", "kwargs.dtype")
+
+
+def directory(workdir: str) -> pathlib.Path:
+    return pathlib.Path(os.path.abspath(os.path.join(workdir, "checkpoints")))
 
 
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
     """A manager over ``workdir/checkpoints`` that keeps the newest ``keep`` steps."""
-    path = os.path.abspath(os.path.join(workdir, "checkpoints"))
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    return ocp.CheckpointManager(path, options=opts, item_names=("state", "config"))
+    return ocp.CheckpointManager(
+        str(directory(workdir)), options=opts, item_names=("state", "config")
+    )
+
+
+def latest_step(workdir: str) -> int | None:
+    """The newest complete checkpoint step in ``workdir``, without creating any folder."""
+    d = directory(workdir)
+    if not d.is_dir():
+        return None
+    steps = [int(p.name) for p in d.iterdir() if p.name.isdigit() and (p / "state").is_dir()]
+    return max(steps) if steps else None
+
+
+def all_finite(tree: Any) -> bool:
+    """True when every floating leaf of ``tree`` is finite."""
+    leaves = [x for x in jax.tree.leaves(tree) if jax.numpy.issubdtype(x.dtype, np.floating)]
+    return bool(all(bool(jax.numpy.isfinite(x).all()) for x in leaves))
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any, config: ConfigDict) -> None:
+    """Saves ``state`` and ``config``; refuses a state with a non-finite parameter."""
+    if not all_finite(state["params"]):
+        raise FloatingPointError(
+            f"non-finite parameter at step {step}: checkpoint not written (the last good one is "
+            f"kept in {mngr.directory})"
+        )
     mngr.save(
         step,
         args=ocp.args.Composite(
@@ -34,3 +72,65 @@ def restore(mngr: ocp.CheckpointManager, abstract_state: Any, step: int | None =
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
     return out["state"]
+
+
+def saved_config(workdir: str, step: int) -> dict[str, Any] | None:
+    """The config saved with checkpoint ``step`` as a dict (None for checkpoints without one)."""
+    path = directory(workdir) / str(step) / "config" / "metadata"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: list(d) if isinstance(d, tuple) else d}
+
+
+def model_config_diff(saved: dict[str, Any], current: ConfigDict) -> list[str]:
+    """``"model.key: checkpoint X, config Y"`` for each shape-relevant model key that differs."""
+    a = _flatten(saved.get("model", {}))
+    b = _flatten(current.model.to_dict())
+    keys = sorted((set(a) | set(b)) - set(_SHAPE_FREE_MODEL_KEYS))
+    keys = [k for k in keys if not k.startswith(("pad_", "needs_"))]  # pre-contract keys
+    return [
+        f"model.{k}: checkpoint {a.get(k, '(unset)')!r}, config {b.get(k, '(unset)')!r}"
+        for k in keys
+        if a.get(k) != b.get(k)
+    ]
+
+
+def check_config(workdir: str, step: int, config: ConfigDict) -> None:
+    """Raises ``ConfigError`` naming each model key where ``config`` and the checkpoint differ."""
+    saved = saved_config(workdir, step)
+    if saved is None:
+        return
+    diff = model_config_diff(saved, config)
+    if diff:
+        raise ConfigError(
+            f"{directory(workdir) / str(step)}: the checkpoint was written with another model "
+            "config; differing keys: " + "; ".join(diff)
+        )
+
+
+def restore_variables(workdir: str, step: int, abstract_variables: Any) -> dict[str, Any]:
+    """``{"params", "batch_stats"}`` of checkpoint ``step`` as host arrays, no optimiser needed.
+
+    Args:
+      workdir: the run folder.
+      step: a step that exists (see ``latest_step``).
+      abstract_variables: ``{"params": ..., "batch_stats": ...}`` of ShapeDtypeStructs.
+    """
+    dev = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=dev), abstract_variables)
+    path = directory(workdir) / str(step) / "state"
+    with ocp.PyTreeCheckpointer() as ckpt:
+        out = ckpt.restore(
+            str(path),
+            args=ocp.args.PyTreeRestore(
+                item=abstract_variables, restore_args=args, partial_restore=True
+            ),
+        )
+    return jax.tree.map(np.asarray, out)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
-from jaxmatte.registry import DATASETS, LOSSES, MODELS
+from jaxmatte.registry import DATASETS, INFERENCE, LOSSES, MODELS
 
 
 class ConfigError(ValueError):
@@ -63,13 +63,13 @@ def validate(config: ConfigDict, device_count: int, process_count: int = 1) -> N
     from jaxmatte.data import preprocess
     from jaxmatte.registry import OPS
 
+    validate_model(config)
     _require(
-        config.model.name in MODELS,
-        "model.name",
-        config.model.name,
-        f"unknown model; known: {', '.join(MODELS.names())}",
+        "losses" in config and "optim" in config,
+        "losses",
+        None,
+        "this config has no training (no losses or optimiser); run it with --mode predict",
     )
-    _positive_ints(config.model, "model", ("pad_multiple",))
     _require(len(config.losses) > 0, "losses", dict(config.losses), "names no loss")
     for name, weight in config.losses.items():
         _require(
@@ -118,21 +118,91 @@ def validate(config: ConfigDict, device_count: int, process_count: int = 1) -> N
     _positive_ints(t, "train", ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints"))
     for k in ("eval_every", "image_every"):
         _require(isinstance(t[k], int) and t[k] >= 0, f"train.{k}", t[k], "must be an integer >= 0")
-    dtype = config.model.kwargs.get("dtype", "float32")
     _require(
-        dtype in ("float32", "bfloat16"),
-        "model.kwargs.dtype",
-        dtype,
-        "must be 'float32' or 'bfloat16'",
+        isinstance(t.get("max_nonfinite", 10), int) and t.get("max_nonfinite", 10) > 0,
+        "train.max_nonfinite",
+        t.get("max_nonfinite"),
+        "must be a positive integer",
     )
-    o = config.optim
-    _require(o.lr > 0, "optim.lr", o.lr, "must be positive")
-    from jaxmatte import metrics
+    validate_optim(config.optim)
+    validate_eval(config)
 
+
+def validate_model(config: ConfigDict) -> None:
+    """The model name, dtype, inference procedure and init keys (every mode needs these)."""
+    _require(
+        config.model.name in MODELS,
+        "model.name",
+        config.model.name,
+        f"unknown model; known: {', '.join(MODELS.names())}",
+    )
+    dtype = config.model.get("dtype", "float32")
+    _require(
+        dtype in ("float32", "bfloat16", "float64"),
+        "model.dtype",
+        dtype,
+        "must be 'float32' or 'bfloat16' ('float64' for solvers under config.x64)",
+    )
+    inf = config.get("inference", None)
+    if inf is not None:
+        _require(
+            inf.get("name", "pad_apply") in INFERENCE,
+            "inference.name",
+            inf.get("name"),
+            f"unknown inference procedure; known: {', '.join(INFERENCE.names())}",
+        )
+    init = config.get("init", None)
+    if init is not None:
+        _require(
+            "from" not in init,
+            "init.from",
+            init.get("from"),
+            "renamed: use config.init.weights (a `python -m jaxmatte.convert` folder)",
+        )
+
+
+def validate_optim(o: ConfigDict) -> None:
+    from jaxmatte import optim
+
+    _require(o.name in optim.OPTIMIZERS, "optim.name", o.name, f"known: {optim.OPTIMIZERS}")
+    _require(isinstance(o.lr, (int, float)) and o.lr > 0, "optim.lr", o.lr, "must be positive")
+    sc = o.get("schedule", None)
+    _require(
+        isinstance(sc, ConfigDict) and sc.get("name") in optim.SCHEDULES,
+        "optim.schedule.name",
+        sc.get("name") if isinstance(sc, ConfigDict) else sc,
+        f"known: {optim.SCHEDULES}",
+    )
+    _require(
+        isinstance(sc.warmup_steps, int) and sc.warmup_steps >= 0,
+        "optim.schedule.warmup_steps",
+        sc.warmup_steps,
+        "must be an integer >= 0",
+    )
+    if sc.name in ("cosine", "poly"):
+        _positive_ints(sc, "optim.schedule", ("total_steps",))
+    if sc.name == "step_halving":
+        _positive_ints(sc, "optim.schedule", ("step_size",))
+    if sc.name == "multistep":
+        _require(
+            len(sc.milestones) == len(sc.factors) and list(sc.milestones) == sorted(sc.milestones),
+            "optim.schedule.milestones",
+            sc.milestones,
+            "must be increasing and as many as optim.schedule.factors",
+        )
+
+
+def validate_eval(config: ConfigDict) -> None:
+    from jaxmatte import metrics
+    from jaxmatte.metrics import trimap
+
+    kind = config.eval.get("kind", "alpha")
+    _require(kind in ("alpha", "trimap"), "eval.kind", kind, "must be 'alpha' or 'trimap'")
+    known = trimap.TRIMAP_METRICS if kind == "trimap" else metrics.METRIC_NAMES
     for m in config.eval.metrics:
         _require(
-            m in metrics.METRIC_NAMES,
+            m in known,
             "eval.metrics",
             list(config.eval.metrics),
-            f"unknown metric {m!r}; known: {', '.join(metrics.METRIC_NAMES)}",
+            f"unknown {kind} metric {m!r}; known: {', '.join(known)}",
         )

@@ -90,3 +90,16 @@ BN_MODES = ("train", "frozen", "sync")
 # ViTMatte pads its input to a multiple of 32 (spec ddc_vitmatte.md 4.1); modes of pad_to_multiple.
 VITMATTE_PAD_MULTIPLE = 32
 PAD_MODES = ("vitmatte_quirk", "minimal")
+# Channels of every batch key a model may read ([B, H, W, C] float32): "image" is ImageNet-
+# normalised RGB, trimaps hold labels {0, 0.5, 1}, "softseg" is SGM's 2-channel soft
+# segmentation, "mask" a coarse 0..1 mask (SGM joint inference), "alpha" ground truth in [0, 1].
+BATCH_CHANNELS = {
+    "image": 3,
+    "trimap": 1,
+    "trimap_tcp": 1,
+    "softseg": 2,
+    "mask": 1,
+    "alpha": 1,
+    "fg": 3,
+    "bg": 3,
+}

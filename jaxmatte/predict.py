@@ -1,89 +1,128 @@
-"""``--mode predict``: alpha PNGs for an image file or a folder (with trimaps where needed)."""
+"""``--mode predict``: alpha PNGs for an image file or a folder (with trimaps or masks as needed).
+
+Every input pair is checked (readable, sizes match) before anything is written; inputs are
+encoded by ``config.data.pp_eval`` and run through the config's inference procedure.
+"""
 
 from __future__ import annotations
 
 import pathlib
 from typing import Any
 
-import cv2
 import numpy as np
 from ml_collections import ConfigDict
 
 from jaxmatte import conventions as cv
+from jaxmatte import images_out
 from jaxmatte.data import images
 from jaxmatte.inference import apply as apply_lib
 from jaxmatte.metrics import evaluator
 
-IMAGE_SUFFIXES = cv.IMAGE_SUFFIXES
+# Per-image inputs read from files besides the image: config.predict key -> image kind.
+SIDE_INPUTS = {"trimap": "trimap", "mask": "alpha"}
 
 
-def _listing(path: pathlib.Path, what: str) -> dict[str, pathlib.Path]:
+def list_images(path: pathlib.Path, what: str) -> dict[str, pathlib.Path]:
+    """``{stem: path}`` of an image file, or of the images in a folder (duplicate stems refused)."""
     if path.is_file():
         return {path.stem: path}
     if path.is_dir():
-        files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+        groups, _ = images.files_by_stem(path)
+        for stem, paths in groups.items():
+            if len(paths) > 1:
+                raise FileNotFoundError(
+                    f"{path}: several files share the stem {stem!r} "
+                    f"({', '.join(p.name for p in paths)}); rename all but one"
+                )
+        files = {stem: paths[0] for stem, paths in groups.items()}
         if not files:
-            raise FileNotFoundError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in {what}")
+            raise FileNotFoundError(
+                f"{path}: no images ({', '.join(cv.IMAGE_SUFFIXES)}) in config.predict.{what}"
+            )
         return files
     raise FileNotFoundError(f"config.predict.{what}={str(path)!r}: no such file or folder")
 
 
-def pair_inputs(
-    image: str, trimap: str, needs_trimap: bool
-) -> list[tuple[str, pathlib.Path, pathlib.Path | None]]:
-    """``(stem, image path, trimap path or None)`` for a file or folder, trimaps matched by stem."""
-    if not image:
+def pair_inputs(predict_cfg: ConfigDict, keys: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """``(stem, {key: path})`` for every image, side inputs matched by stem."""
+    if not predict_cfg.get("image", ""):
         raise ValueError("config.predict.image is empty: give an image file or a folder")
-    imgs = _listing(pathlib.Path(image), "image")
-    if not needs_trimap:
-        return [(s, p, None) for s, p in imgs.items()]
-    if not trimap:
-        raise ValueError("config.predict.trimap is empty: this model needs a trimap per image")
-    tris = _listing(pathlib.Path(trimap), "trimap")
-    if len(imgs) == 1 and len(tris) == 1:
-        return [(next(iter(imgs)), next(iter(imgs.values())), next(iter(tris.values())))]
-    missing = sorted(set(imgs) - set(tris))
-    if missing:
-        raise FileNotFoundError(f"{trimap}: no trimap for image(s) {', '.join(missing[:10])}")
-    return [(s, p, tris[s]) for s, p in imgs.items()]
+    imgs = list_images(pathlib.Path(predict_cfg.image), "image")
+    side = {}
+    for key in SIDE_INPUTS:
+        if key not in keys:
+            continue
+        src = predict_cfg.get(key, "")
+        if not src:
+            raise ValueError(f"config.predict.{key} is empty: this model needs a {key} per image")
+        side[key] = list_images(pathlib.Path(src), key)
+    pairs = []
+    for stem, path in imgs.items():
+        entry = {"image": path}
+        for key, files in side.items():
+            if len(imgs) == 1 and len(files) == 1:
+                entry[key] = next(iter(files.values()))
+            elif stem in files:
+                entry[key] = files[stem]
+            else:
+                raise FileNotFoundError(f"{predict_cfg[key]}: no {key} for image {path.name}")
+        pairs.append((stem, entry))
+    return pairs
+
+
+def read_inputs(entry: dict[str, pathlib.Path]) -> dict[str, np.ndarray]:
+    """Reads one image and its side inputs as uint8; sizes must match (errors name the files)."""
+    ex = {"image": images.read_image(entry["image"], "rgb")}
+    h, w = ex["image"].shape[:2]
+    for key, path in entry.items():
+        if key == "image":
+            continue
+        arr = images.read_image(path, SIDE_INPUTS[key])
+        if arr.dtype != np.uint8:
+            arr = np.round(arr / cv.UINT16_PER_UINT8).astype(np.uint8)
+        if arr.shape != (h, w):
+            raise ValueError(
+                f"{path}: {key} is {arr.shape[1]}x{arr.shape[0]} but {entry['image']} is {w}x{h}"
+            )
+        ex[key] = arr
+    return ex
 
 
 def predict_files(
-    predict_fn: Any, variables: Any, config: ConfigDict, out_dir: pathlib.Path
+    predict_fn: Any, variables: Any, config: ConfigDict, out_dir: pathlib.Path, keys
 ) -> list[pathlib.Path]:
-    """Runs the model on every input and writes ``<stem>.png`` (and ``<stem>_fg.png``)."""
-    needs_trimap = config.model.get("needs_trimap", True)
-    pairs = pair_inputs(config.predict.image, config.predict.trimap, needs_trimap)
+    """Runs the procedure on every input and writes ``<stem>.png`` (and ``<stem>_fg.png``)."""
+    pairs = pair_inputs(config.predict, keys)
+    spec = config.data.get("pp_eval", "") if "data" in config else ""
+    spec = spec or apply_lib.DEFAULT_PP_EVAL
+    loaded = [(stem, read_inputs(entry)) for stem, entry in pairs]  # every input checked first
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for i, (stem, img_path, tri_path) in enumerate(pairs):
-        image = images.read_image(img_path, "rgb")
-        trimap = None
-        if tri_path is not None:
-            trimap = images.read_image(tri_path, "trimap")
-            if trimap.shape != image.shape[:2]:
-                raise ValueError(
-                    f"{tri_path}: trimap is {trimap.shape[1]}x{trimap.shape[0]} but "
-                    f"{img_path} is {image.shape[1]}x{image.shape[0]}"
-                )
-            trimap = apply_lib.encode_trimap(trimap)[None]
-        alpha, aux = predict_fn(variables, apply_lib.encode_image(image)[None], trimap)
-        pred = evaluator.quantize(np.asarray(alpha)[0, ..., 0], config.eval.quantize)
-        path = out_dir / f"{stem}.png"
-        cv2.imwrite(str(path), pred)
+    for i, (stem, ex) in enumerate(loaded):
+        batch = apply_lib.encode_example(ex, spec, seed=config.get("seed", 0), index=i)
+        outputs = predict_fn(variables, batch)
+        alpha = np.asarray(outputs["alpha"])[0, ..., 0]
+        if not np.all(np.isfinite(alpha)):
+            raise FloatingPointError(f"{pairs[i][1]['image']}: the prediction is not finite")
+        path = images_out.write_png(
+            out_dir / f"{stem}.png", evaluator.quantize(alpha, config.eval.quantize)
+        )
         written.append(path)
-        if "foreground" in aux:
-            fg = np.clip(np.asarray(aux["foreground"])[0], 0, 1)
-            fg8 = np.round(fg * 255).astype(np.uint8)
-            cv2.imwrite(str(out_dir / f"{stem}_fg.png"), cv2.cvtColor(fg8, cv2.COLOR_RGB2BGR))
-        print(f"[{i + 1}/{len(pairs)}] {path}", flush=True)
+        if "foreground" in outputs:
+            fg = np.clip(np.asarray(outputs["foreground"])[0], 0, 1)
+            images_out.write_png(
+                out_dir / f"{stem}_fg.png", np.round(fg * cv.UINT8_MAX).astype(np.uint8)
+            )
+        print(f"[{i + 1}/{len(loaded)}] {path}", flush=True)
     return written
 
 
 def run(config: ConfigDict, workdir: str) -> list[pathlib.Path]:
-    """Restores the newest checkpoint in ``workdir`` (none for parameter-free models), predicts."""
-    from jaxmatte import train
+    """Restores the run's weights (none for parameter-free models) and predicts."""
+    from jaxmatte import weights
 
-    model, variables, _ = train.restore_variables(config, workdir)
+    models, variables, _ = weights.load_runs(config, workdir)
+    predict_fn = apply_lib.make_inference_fn(config, models)
+    keys = predict_fn.inputs
     out = pathlib.Path(config.predict.out_dir or pathlib.Path(workdir) / "predict")
-    return predict_files(apply_lib.make_predict_fn(model, config.model), variables, config, out)
+    return predict_files(predict_fn, variables, config, out, keys)

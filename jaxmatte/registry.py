@@ -55,7 +55,13 @@ class Registry:
 
 
 MODELS = Registry("model", "jaxmatte.models")
+# Feature extractors (ResNet, VGG, ViT, ASPP) are building blocks, not matting models: a
+# config's model.name must be a MODELS entry, so they live in their own registry.
+BACKBONES = Registry("backbone", "jaxmatte.models")
+INFERENCE = Registry("inference procedure", "jaxmatte.inference")
 LOSSES = Registry("loss", "jaxmatte.losses")
 DATASETS = Registry("dataset", "jaxmatte.data.builders")
 OPS = Registry("preprocessing op", "jaxmatte.data")
 CONVERTERS = Registry("checkpoint converter", "jaxmatte.convert")
+METRICS = Registry("metric", "jaxmatte.metrics")
+RECIPES = Registry("augmentation recipe", "jaxmatte.data")

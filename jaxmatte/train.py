@@ -9,80 +9,97 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 from ml_collections import ConfigDict
 
-from jaxmatte import checkpoint, config_lib, eval_job, optim, sharding, writers
+from jaxmatte import checkpoint, config_lib, eval_job, optim, sharding, weights, writers
 from jaxmatte.data import pipeline
 from jaxmatte.inference import apply as apply_lib
 from jaxmatte.losses import total as total_loss
-from jaxmatte.registry import DATASETS, MODELS
+from jaxmatte.models import base
+from jaxmatte.registry import DATASETS
 
 State = dict[str, Any]
-DUMMY_SIZE = 32  # init size for configs without training data (parameter-free models)
 
 
-def build_model(config: ConfigDict) -> Any:
-    """The registered model named by ``config.model.name``."""
-    return MODELS.get(config.model.name)(**config.model.kwargs)
-
-
-def dummy_inputs(config: ConfigDict, batch: int = 1) -> tuple[jax.Array, jax.Array]:
-    """Zero image and trimap at the training crop size, for init and shape inference."""
-    s = config.data.crop_size if "data" in config else DUMMY_SIZE
-    return jnp.zeros((batch, s, s, 3), jnp.float32), jnp.zeros((batch, s, s, 1), jnp.float32)
-
-
-def model_trimap(config: ConfigDict, batch: dict[str, Any]) -> Any:
-    """The trimap the model sees: the batch's labels, or None for trimap-free models."""
-    return batch.get("trimap") if config.model.get("needs_trimap", True) else None
+class NonFiniteError(RuntimeError):
+    """Training met ``config.train.max_nonfinite`` non-finite steps in a row."""
 
 
 def make_init_fn(
     model: Any, tx: optax.GradientTransformation, config: ConfigDict
 ) -> Callable[[jax.Array], State]:
+    """``init(rng) -> state`` at the shapes of the model's declared inputs at the training crop.
+
+    The state: ``step``, ``params``, ``batch_stats``, ``opt_state``, ``rng`` (folded in per step
+    for dropout), and the non-finite counters ``nonfinite_run`` (consecutive skipped steps) and
+    ``nonfinite_steps`` (all skipped steps).
+    """
+
     def init(rng: jax.Array) -> State:
-        image, trimap = dummy_inputs(config)
-        variables = model.init({"params": rng}, image, trimap, train=False)
+        variables = base.init_variables(model, rng, base.init_size(config))
         params = variables["params"]
         return {
             "step": jnp.zeros((), jnp.int32),
             "params": params,
             "batch_stats": variables.get("batch_stats", {}),
             "opt_state": tx.init(params),
+            "rng": jax.random.fold_in(rng, 1),
+            "nonfinite_run": jnp.zeros((), jnp.int32),
+            "nonfinite_steps": jnp.zeros((), jnp.int32),
         }
 
     return init
 
 
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
 def make_train_step(
     model: Any, tx: optax.GradientTransformation, config: ConfigDict, schedule: optax.Schedule
 ) -> Callable[[State, dict], tuple[State, dict]]:
-    """``step(state, batch) -> (state, metrics)``; losses are computed in float32."""
+    """``step(state, batch) -> (state, metrics)``; losses are computed in float32.
+
+    The model reads the batch keys it declares and gets a dropout rng folded from the state's
+    rng and the step. A step whose loss or gradient is not finite leaves params, batch stats and
+    optimiser state unchanged; it advances ``step`` and counts in ``nonfinite_steps``.
+    """
     loss_fn = total_loss.make_loss_fn(config.losses, config.get("loss_kwargs", {}))
 
     def step(state: State, batch: dict[str, jax.Array]) -> tuple[State, dict]:
+        rng = jax.random.fold_in(state["rng"], state["step"])
+        inputs = base.select_inputs(model, batch)
+
         def objective(params):
             variables = {"params": params, "batch_stats": state["batch_stats"]}
-            (alpha, aux), new_vars = model.apply(
-                variables,
-                batch["image"],
-                model_trimap(config, batch),
-                train=True,
-                mutable=["batch_stats"],
+            outputs, new_vars = model.apply(
+                variables, inputs, train=True, mutable=["batch_stats"], rngs={"dropout": rng}
             )
-            total, metrics = loss_fn(alpha.astype(jnp.float32), aux, batch)
+            total, metrics = loss_fn(outputs, batch)
             return total, (metrics, new_vars.get("batch_stats", {}))
 
         grads, (metrics, batch_stats) = jax.grad(objective, has_aux=True)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        metrics = dict(metrics, lr=schedule(state["step"]), grad_norm=optax.global_norm(grads))
+        finite = jnp.isfinite(metrics["loss/total"]) & _all_finite(grads)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+        bad = 1 - finite.astype(jnp.int32)
         new_state = {
             "step": state["step"] + 1,
-            "params": optax.apply_updates(state["params"], updates),
-            "batch_stats": batch_stats,
-            "opt_state": opt_state,
+            "params": keep(optax.apply_updates(state["params"], updates), state["params"]),
+            "batch_stats": keep(batch_stats, state["batch_stats"]),
+            "opt_state": keep(opt_state, state["opt_state"]),
+            "rng": state["rng"],
+            "nonfinite_run": (state["nonfinite_run"] + 1) * bad,
+            "nonfinite_steps": state["nonfinite_steps"] + bad,
         }
+        metrics = dict(
+            metrics,
+            lr=schedule(state["step"]),
+            grad_norm=optax.global_norm(grads),
+            nonfinite_steps=new_state["nonfinite_steps"],
+            nonfinite_run=new_state["nonfinite_run"],
+        )
         return new_state, metrics
 
     return step
@@ -90,12 +107,13 @@ def make_train_step(
 
 def build(config: ConfigDict) -> tuple[Any, optax.Schedule, optax.GradientTransformation, Callable]:
     """The model, lr schedule, optimizer and state-init function that ``config`` names."""
-    model = build_model(config)
-    abstract_vars = jax.eval_shape(
-        lambda r: model.init({"params": r}, *dummy_inputs(config), train=False), jax.random.key(0)
-    )
+    model = base.build_model(config)
+    abstract = weights.abstract_variables(model, config)
     schedule = optim.make_schedule(config.optim)
-    tx = optim.make_optimizer(config.optim, abstract_vars["params"])
+    try:
+        tx = optim.make_optimizer(config.optim, abstract["params"])
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
     return model, schedule, tx, make_init_fn(model, tx, config)
 
 
@@ -104,48 +122,16 @@ def sharded_abstract_state(init_fn: Callable, mesh: jax.sharding.Mesh) -> State:
     rep = sharding.replicated(mesh)
     return jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
-        jax.eval_shape(init_fn, jax.random.key(0)),
+        jax.eval_shape(init_fn, jax.random.PRNGKey(0)),
     )
-
-
-def restore_variables(
-    config: ConfigDict, workdir: str, step: int | None = None
-) -> tuple[Any, dict[str, Any], int]:
-    """``(model, host variables, step)`` from a checkpoint in ``workdir`` (newest by default).
-
-    A model without parameters (e.g. closed-form matting) needs no checkpoint: its variables
-    are initialised and the step is 0.
-    """
-    model = build_model(config)
-    abstract = jax.eval_shape(
-        lambda r: model.init({"params": r}, *dummy_inputs(config), train=False), jax.random.key(0)
-    )
-    if not jax.tree.leaves(abstract):
-        return model, {}, 0
-    _, _, _, init_fn = build(config)
-    abstract_state = sharded_abstract_state(init_fn, sharding.make_mesh())
-    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-        raise FileNotFoundError(
-            f"no checkpoint in {mngr.directory}: train first (--mode train) or pass --workdir "
-            "of a trained run"
-        )
-    return model, host_variables(checkpoint.restore(mngr, abstract_state, step)), step
 
 
 def load_pretrained(state: State, config: ConfigDict, mesh: jax.sharding.Mesh) -> State:
-    """Merges converted weights from ``config.init.from`` (a ``jaxmatte.convert`` folder)."""
-    src = config.init.get("from", "")
-    if not src:
+    """Merges converted weights from ``config.init.weights`` (a ``jaxmatte.convert`` folder)."""
+    if not config.get("init", ConfigDict()).get("weights", ""):
         return state
-    from jaxmatte.convert import io as convert_io
-
-    loaded, meta = convert_io.load_variables(src)
-    prefix = tuple(p for p in config.init.get("prefix", "").split("/") if p)
     host = sharding.to_host({"params": state["params"], "batch_stats": state["batch_stats"]})
-    merged = convert_io.merge_variables(host, loaded, prefix)
-    logging.info("loaded %s (%s) into %s", src, meta.get("arch", "?"), "/".join(prefix) or "root")
+    merged = weights.merge_pretrained(host, config)
     rep = sharding.replicated(mesh)
     return dict(
         state,
@@ -158,6 +144,18 @@ def host_variables(state: State) -> dict[str, Any]:
     """This process's copy of the (replicated) model variables."""
     local = lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x
     return jax.tree.map(local, {"params": state["params"], "batch_stats": state["batch_stats"]})
+
+
+def _nonfinite_message(step: int, run: int, metrics: dict[str, Any]) -> str:
+    terms = ", ".join(
+        f"{k}={float(v):.4g}" for k, v in sorted(metrics.items()) if k.startswith("loss/")
+    )
+    return (
+        f"training stopped: non-finite loss or gradient in {run} consecutive steps (the last at "
+        f"step {step}; those steps were skipped, the state is that of step {step - run}); loss "
+        f"terms at step {step}: {terms}. Lower optim.lr, check the data, or raise "
+        "config.train.max_nonfinite."
+    )
 
 
 def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
@@ -175,52 +173,68 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
             flush=True,
         )
     model, schedule, tx, init_fn = build(config)
-    rng = jax.random.key(config.seed)
     rep = sharding.replicated(mesh)
     abstract_state = sharded_abstract_state(init_fn, mesh)
     state_sh = jax.tree.map(lambda a: a.sharding, abstract_state)
 
+    start = checkpoint.latest_step(workdir)
+    if start is not None:
+        checkpoint.check_config(workdir, start, config)
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
-    start = mngr.latest_step()
     if start is not None:
         state = checkpoint.restore(mngr, abstract_state, start)
         if is_main:
             print(f"resuming from the checkpoint of step {start} in {workdir}", flush=True)
     else:
         start = 0
-        state = jax.jit(init_fn, out_shardings=state_sh)(rng)
+        state = jax.jit(init_fn, out_shardings=state_sh)(jax.random.PRNGKey(config.seed))
         state = load_pretrained(state, config, mesh)
 
-    num_steps = config.train.num_steps
+    t = config.train
+    num_steps = t.num_steps
     info = pipeline.records.split_info(data_dir, config.data.train_split)
     if is_main:
         print(
             f"devices: {jax.device_count()} ({jax.devices()[0].platform}) over "
             f"{jax.process_count()} process(es); global batch {config.data.batch_size}; "
-            f"train set {info['count']} examples; steps {start}->{num_steps}",
+            f"train set {info['count']} examples; steps {min(start, num_steps)}->{num_steps}",
             flush=True,
         )
     writer = writers.create(workdir, is_main)
-    predict_fn = apply_lib.make_predict_fn(model, config.model)
+    models = {weights.MAIN: model}
+    predict_fn = apply_lib.make_inference_fn(config, models)
     eval_dir = pathlib.Path(workdir) / "eval"
 
     def run_eval(step: int) -> dict[str, Any] | None:
         if not is_main:
             return None
         summary = eval_job.evaluate(
-            predict_fn, host_variables(state), config, data_dir, eval_dir / f"step_{step}"
+            predict_fn,
+            {weights.MAIN: host_variables(state)},
+            config,
+            data_dir,
+            eval_dir / f"step_{step}",
         )
         writer.write_scalars(
             step, {f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
         )
-        print(
-            f"eval at step {step}: "
-            + ", ".join(f"{k}={v:.5g}" for k, v in summary.items() if isinstance(v, float)),
-            flush=True,
-        )
+        print(f"eval at step {step}: {eval_job.summary_line(summary)}", flush=True)
         return summary
 
-    if start == 0 and config.train.eval_at_start:
+    if start >= num_steps:
+        if is_main:
+            print(
+                f"training is already complete: the checkpoint of step {start} is at or past "
+                f"train.num_steps={num_steps}; evaluating it under step {start}",
+                flush=True,
+            )
+        final = run_eval(start)
+        if final is not None:
+            final = eval_job.publish(eval_dir / f"step_{start}", eval_dir)
+        writer.flush()
+        return final or {}
+
+    if start == 0 and t.eval_at_start:
         run_eval(0)
 
     step_fn = jax.jit(
@@ -241,11 +255,24 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
         shuffle=config.data.shuffle,
         bg_split=config.data.bg_split,
     )
-    progress = writers.Progress(start, num_steps, config.train.log_every, is_main)
-    t = config.train
+    progress = writers.Progress(start, num_steps, t.log_every, is_main)
+    max_bad = int(t.get("max_nonfinite", 10))
+    pending: tuple[int, dict] | None = None  # checked one step late: no stall per step
+
+    def check(pending):
+        if pending is None:
+            return
+        s, m = pending
+        run = int(m["nonfinite_run"])
+        if run >= max_bad:
+            mngr.wait_until_finished()
+            raise NonFiniteError(_nonfinite_message(s, run, jax.device_get(m)))
+
     for step in range(start + 1, num_steps + 1):
         local = next(it)
         state, metrics = step_fn(state, sharding.global_batch(mesh, local))
+        check(pending)
+        pending = (step, metrics)
         if step % t.log_every == 0 or step == num_steps:
             scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
             rate = progress.update(step, scalars)
@@ -253,23 +280,13 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
                 scalars["steps_per_sec"] = rate
             writer.write_scalars(step, scalars)
         if t.image_every and (step % t.image_every == 0 or step == num_steps) and is_main:
-            k = min(t.num_images, len(local["image"]))
-            alpha, _ = predict_fn(
-                host_variables(state),
-                local["image"][:k],
-                model_trimap(config, {"trimap": local["trimap"][:k]}),
-            )
-            grid = writers.image_grid(
-                local["image"][:k],
-                local["trimap"][:k],
-                np.asarray(alpha),
-                local.get("alpha", [None] * k)[:k] if "alpha" in local else None,
-            )
-            writer.write_images(step, {"train/image_trimap_pred_gt": grid})
+            _write_grid(writer, step, predict_fn, state, local, t.num_images)
         if step % t.checkpoint_every == 0 or step == num_steps:
+            check(pending)
             checkpoint.save(mngr, step, state, config)
         if t.eval_every and step % t.eval_every == 0 and step != num_steps:
             run_eval(step)
+    check(pending)
     mngr.wait_until_finished()
     final = run_eval(num_steps)
     if final is not None:
@@ -279,3 +296,13 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
             print(line, flush=True)
     writer.flush()
     return final or {}
+
+
+def _write_grid(writer, step: int, predict_fn, state: State, local: dict, num: int) -> None:
+    """TensorBoard grid image | trimap | prediction | ground truth of the first ``num`` examples."""
+    k = min(num, len(local["image"]))
+    batch = {key: v[:k] for key, v in local.items()}
+    outputs = predict_fn({weights.MAIN: host_variables(state)}, batch)
+    pred, target = writers.displayable(outputs, batch)
+    grid = writers.image_grid(batch["image"], batch.get("trimap"), pred, target)
+    writer.write_images(step, {"train/image_trimap_pred_gt": grid})

@@ -39,6 +39,23 @@ def image_grid(
     return np.round(np.clip(row, 0, 1) * cv.UINT8_MAX).astype(np.uint8)
 
 
+def trimap_labels(logits: np.ndarray) -> np.ndarray:
+    """3-class logits [..., 3] (bg, unknown, fg) -> labels {0, 0.5, 1} [..., 1]."""
+    labels = np.asarray((cv.LABEL_BG, cv.LABEL_UNKNOWN, cv.LABEL_FG), np.float32)
+    return labels[np.argmax(np.asarray(logits), axis=-1)][..., None]
+
+
+def displayable(outputs: dict, batch: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """(prediction, ground truth) [N, H, W, 1] in [0, 1] of what the model outputs.
+
+    Alpha models show alpha against the batch's alpha; trimap models their argmax trimap
+    against the batch's trimap.
+    """
+    if "alpha" in outputs:
+        return np.asarray(outputs["alpha"]), batch.get("alpha")
+    return trimap_labels(outputs["trimap_logits"]), batch.get("trimap")
+
+
 class Progress:
     """A console line with step, steps/s and ETA, printed every ``every`` steps."""
 

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from configs import ddc
 from jaxmatte import optim
 
 GLOBAL_BLOCKS = (2, 5, 8, 11)
@@ -86,7 +87,7 @@ def test_fake_tree_is_realistic():
 @pytest.mark.parametrize("prefix", [False, True])
 def test_lr_factors_and_decay_mask_match_spec(prefix):
     tree, expect = fake_vitmatte()
-    cfg = optim.ddc_optim_config()
+    cfg = ddc.optim_config()
     if prefix:  # the whole variables dict works too
         tree = {"params": tree}
         expect = {f"params/{k}": v for k, v in expect.items()}
@@ -106,7 +107,7 @@ def test_lr_factors_and_decay_mask_match_spec(prefix):
 def test_misnamed_tree_is_rejected():
     tree = {"encoder": {"layer_0": {"w": np.zeros(3)}}, "head": {"w": np.zeros(2)}}
     with pytest.raises(ValueError, match="layer_id_rules"):
-        optim.make_optimizer(optim.ddc_optim_config(), tree)
+        optim.make_optimizer(ddc.optim_config(), tree)
 
 
 def tiny_tree(seed=0):
@@ -147,6 +148,11 @@ def nest(flat):
     return tree
 
 
+def sched_args(cfg):
+    sc = cfg.schedule
+    return sc.warmup_steps, sc.warmup_factor, sc.milestones, sc.factors
+
+
 def hand_lr(step, lr, warm, w, milestones, factors):
     f = 1.0
     for m, mf in zip(milestones, factors):
@@ -165,9 +171,7 @@ def numpy_torch_adamw(flat, groups, grads, cfg, coupled=False):
         if cfg.clip_norm:
             norm = np.sqrt(sum(np.sum(g**2) for g in g_all.values()))
             g_all = {k: g * min(1.0, cfg.clip_norm / norm) for k, g in g_all.items()}
-        lr = hand_lr(
-            t, cfg.lr, cfg.warmup_steps, cfg.warmup_factor, cfg.milestones, cfg.milestone_factors
-        )
+        lr = hand_lr(t, cfg.lr, *sched_args(cfg))
         for k in p:
             factor, decay = groups[k]
             g = g_all[k]
@@ -201,9 +205,10 @@ def run_optax(flat, grads, cfg):
 
 
 def test_cfg(clip=0.0):
-    cfg = optim.ddc_optim_config()
+    cfg = ddc.optim_config()
     # Large lr, short warm-up and an early milestone so every piece acts within 5 steps.
-    cfg.update({"lr": 0.05, "warmup_steps": 2, "milestones": (3, 4), "clip_norm": clip})
+    cfg.update({"lr": 0.05, "clip_norm": clip})
+    cfg.schedule.update({"warmup_steps": 2, "milestones": (3, 4)})
     return cfg
 
 
@@ -246,9 +251,7 @@ def test_adamw_matches_torch_param_groups():
         eps=cfg.eps,
     )
     for t, g in enumerate(grads):
-        lr = hand_lr(
-            t, cfg.lr, cfg.warmup_steps, cfg.warmup_factor, cfg.milestones, cfg.milestone_factors
-        )
+        lr = hand_lr(t, cfg.lr, *sched_args(cfg))
         for group, k in zip(opt.param_groups, flat):
             group["lr"] = lr * groups[k][0]
             tparams[k].grad = torch.tensor(g[k], dtype=torch.float64)
@@ -262,9 +265,7 @@ def test_gca_adam_is_coupled_l2():
     flat, _ = tiny_tree(5)
     groups = {k: (1.0, True) for k in flat}
     grads = grads_for(flat, n=3, seed=6)
-    cfg = optim.gca_optim_config(total_steps=100)
-    cfg.update({"weight_decay": 0.3, "schedule": "constant", "lr": 0.01})
-    cfg.update({"warmup_steps": 0, "milestones": (), "milestone_factors": ()})
+    cfg = optim.optim_config("adam", lr=0.01, b1=0.5, weight_decay=0.3)
     got = run_optax(flat, grads, cfg)
     want = numpy_torch_adamw(flat, groups, grads, cfg, coupled=True)
     for k in flat:
@@ -272,7 +273,7 @@ def test_gca_adam_is_coupled_l2():
 
 
 def test_ddc_schedule_values():
-    sched = jax.jit(optim.make_schedule(optim.ddc_optim_config()))
+    sched = jax.jit(optim.make_schedule(ddc.optim_config()))
     base = 5e-4
     want = {
         0: base * 0.001,
@@ -289,17 +290,21 @@ def test_ddc_schedule_values():
 
 
 def test_ddc_config_defaults_match_spec():
-    cfg = optim.ddc_optim_config()
+    cfg = ddc.optim_config()
     assert (cfg.name, cfg.lr, cfg.b1, cfg.b2, cfg.eps) == ("adamw", 5e-4, 0.9, 0.999, 1e-8)
     assert (cfg.weight_decay, cfg.layer_decay, cfg.num_layers, cfg.clip_norm) == (0.1, 0.65, 12, 0)
-    assert (cfg.warmup_steps, cfg.warmup_factor) == (250, 0.001)
-    assert tuple(cfg.milestones) == (3375, 5062)
-    assert tuple(cfg.milestone_factors) == (0.1, 0.05)
+    sc = cfg.schedule
+    assert (sc.name, sc.warmup_steps, sc.warmup_factor) == ("multistep", 250, 0.001)
+    assert tuple(sc.milestones) == (3375, 5062)
+    assert tuple(sc.factors) == (0.1, 0.05)
 
 
 def test_warmup_cosine_schedule():
-    cfg = optim.gca_optim_config(total_steps=1000)
-    cfg.update({"lr": 1.0, "warmup_steps": 100, "warmup_factor": 0.0, "end_factor": 0.1})
+    cfg = optim.optim_config(
+        "adam",
+        lr=1.0,
+        schedule={"name": "cosine", "warmup_steps": 100, "total_steps": 1000, "end_factor": 0.1},
+    )
     sched = optim.make_schedule(cfg)
     np.testing.assert_allclose(sched(0), 0.0, atol=1e-7)
     np.testing.assert_allclose(sched(50), 0.5, rtol=1e-6)

@@ -58,12 +58,14 @@ def test_folder_prediction_equals_the_model(inputs, tmp_path, variant):
         image = cv2.cvtColor(cv2.imread(str(inputs / "img" / f"x{i}.png")), cv2.COLOR_BGR2RGB)
         trimap = np.array(Image.open(inputs / "tri" / f"x{i}.png").convert("L"))
         with jax.enable_x64(c.x64):
-            alpha, _ = model.apply(
+            alpha = model.apply(
                 {},
-                apply_lib.encode_image(image)[None],
-                apply_lib.encode_trimap(trimap)[None],
+                {
+                    "image": apply_lib.encode_image(image)[None],
+                    "trimap": apply_lib.encode_trimap(trimap)[None],
+                },
                 train=False,
-            )
+            )["alpha"]
         want = np.round(np.clip(np.asarray(alpha)[0, ..., 0], 0, 1) * 255)
         got = cv2.imread(str(out / f"x{i}.png"), cv2.IMREAD_UNCHANGED)
         assert got.shape == (40, 52)
@@ -76,12 +78,13 @@ def test_missing_trimap_and_size_mismatch_are_named(inputs, tmp_path):
     c.predict.image = str(inputs / "img")
     c.predict.trimap = str(tmp_path)  # holds no trimaps
     (tmp_path / "y.png").write_bytes((inputs / "tri" / "x0.png").read_bytes())
-    with pytest.raises(FileNotFoundError, match=r"no trimap for image\(s\) x0, x1"):
-        predict.pair_inputs(c.predict.image, c.predict.trimap, True)
+    with pytest.raises(FileNotFoundError, match=r"no trimap for image x0\.png"):
+        predict.pair_inputs(c.predict, ("image", "trimap"))
     bad = tmp_path / "bad"
     bad.mkdir()
     cv2.imwrite(str(bad / "x0.png"), np.zeros((10, 10), np.uint8))
     c.predict.image, c.predict.trimap = str(inputs / "img" / "x0.png"), str(bad / "x0.png")
-    fn = apply_lib.make_predict_fn(MODELS.get("closed_form")(**c.model.kwargs), c.model)
+    fn = apply_lib.make_inference_fn(c, {"main": MODELS.get("closed_form")(**c.model.kwargs)})
     with pytest.raises(ValueError, match=r"x0\.png: trimap is 10x10 but .*x0\.png is 52x40"):
-        predict.predict_files(fn, {}, c, tmp_path / "o")
+        predict.predict_files(fn, {"main": {}}, c, tmp_path / "o", fn.inputs)
+    assert not (tmp_path / "o").exists()  # every input is checked before anything is written

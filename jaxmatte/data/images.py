@@ -169,3 +169,24 @@ def _stored_as_is(data: bytes, kind: str, arr: np.ndarray, is_png: bool) -> bool
     if kind == "alpha":
         return mode in ("L", "I;16", "I;16B", "I;16L", "I") and arr.ndim == 2
     return mode == "L" and not is16
+
+
+def files_by_stem(
+    folder: str | os.PathLike,
+) -> tuple[dict[str, list[pathlib.Path]], list[pathlib.Path]]:
+    """The one image-file lister (predict, metrics, layouts): ``({stem: [paths]}, others)``.
+
+    Image files (``conventions.IMAGE_SUFFIXES``, any case) grouped by stem in sorted order; a
+    stem with several files is ambiguous and each caller decides (refuse or skip). ``others``
+    are the non-image files; hidden files and folders are ignored.
+    """
+    groups: dict[str, list[pathlib.Path]] = {}
+    others: list[pathlib.Path] = []
+    for p in sorted(pathlib.Path(folder).iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        if p.suffix.lower() in cv.IMAGE_SUFFIXES:
+            groups.setdefault(p.stem, []).append(p)
+        else:
+            others.append(p)
+    return groups, others

@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from jaxmatte import conventions as cv
 from jaxmatte.data import images, ops_trimap
 
 TRIMAP_RULES = ("provided", "ddc_offline", "gca_erode", "none")
@@ -83,15 +82,8 @@ class SplitSource:
 
 def list_images(folder: pathlib.Path, split: str) -> tuple[dict[str, pathlib.Path], list[Skipped]]:
     """Image files of ``folder`` by stem; ambiguous stems and non-image files are reported."""
-    found: dict[str, list[pathlib.Path]] = {}
-    skipped = []
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.is_dir():
-            continue
-        if p.suffix.lower() not in cv.IMAGE_SUFFIXES:
-            skipped.append(Skipped(split, str(p), f"not an image file (suffix {p.suffix!r})"))
-            continue
-        found.setdefault(p.stem, []).append(p)
+    found, others = images.files_by_stem(folder)
+    skipped = [Skipped(split, str(p), f"not an image file (suffix {p.suffix!r})") for p in others]
     out = {}
     for stem, paths in found.items():
         if len(paths) > 1:

@@ -13,7 +13,7 @@ fg2 / alpha2 (the pipeline zips one in).
 
 from __future__ import annotations
 
-from typing import Callable
+from jaxmatte.registry import RECIPES
 
 MODEL_KEYS = ("image", "trimap", "alpha")
 
@@ -182,20 +182,24 @@ def lsa(
     return "|".join(ops + [pack()])
 
 
-RECIPES: dict[str, Callable[..., str]] = {
-    "ddc": ddc,
-    "ddc_crop_only": lambda **kw: ddc(augment="crop_only", **kw),
-    "gca": gca,
-    "tcp": tcp,
-    "sgm_m": sgm_m,
-    "sgm_t": sgm_t,
-    "dmp": dmp,
-    "lsa": lsa,
-}
+def _ddc_crop_only(**kw) -> str:
+    """DDC's released-code augmentation (crop only)."""
+    return ddc(augment="crop_only", **kw)
+
+
+for _name, _fn in (
+    ("ddc", ddc),
+    ("ddc_crop_only", _ddc_crop_only),
+    ("gca", gca),
+    ("tcp", tcp),
+    ("sgm_m", sgm_m),
+    ("sgm_t", sgm_t),
+    ("dmp", dmp),
+    ("lsa", lsa),
+):
+    RECIPES.register(_name)(_fn)
 
 
 def get(name: str, **kwargs) -> str:
     """The op spec of recipe ``name`` (see RECIPES) with its keyword options."""
-    if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
-    return RECIPES[name](**kwargs)
+    return RECIPES.get(name)(**kwargs)

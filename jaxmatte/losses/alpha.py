@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +30,18 @@ def _require_alpha(batch: Mapping[str, jax.Array], loss: str) -> jax.Array:
     return _flat(batch["alpha"])
 
 
+@jax.custom_jvp
+def abs_torch(x: jax.Array) -> jax.Array:
+    """|x| whose derivative is sign(x), 0 at x == 0, as torch's L1 backward (jnp.abs gives 1)."""
+    return jnp.abs(x)
+
+
+@abs_torch.defjvp
+def _abs_torch_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return jnp.abs(x), jnp.sign(x) * t
+
+
 def known_mask(trimap: jax.Array) -> jax.Array:
     """float32 [B, H, W] mask K = 1 − [T = 0.5] of a label trimap T in {0, 0.5, 1}."""
     t = _flat(trimap)
@@ -46,7 +58,7 @@ def masked_l1(pred: jax.Array, target: jax.Array, mask: jax.Array, eps: float = 
     Returns:
       float32 scalar.
     """
-    num = jnp.sum(mask * jnp.abs(pred - target))
+    num = jnp.sum(mask * abs_torch(pred - target))
     den = jnp.sum(mask) + eps
     safe = jnp.where(den > 0, den, 1.0)
     return jnp.where(den > 0, num / safe, 0.0)
@@ -54,8 +66,7 @@ def masked_l1(pred: jax.Array, target: jax.Array, mask: jax.Array, eps: float = 
 
 @LOSSES.register("known_l1")
 def known_l1(
-    alpha: jax.Array,
-    aux: Mapping[str, Any],
+    outputs: Mapping[str, jax.Array],
     batch: Mapping[str, jax.Array],
     *,
     scale: str = "paper",
@@ -68,7 +79,7 @@ def known_l1(
     at 512² crops. Both are 0 when no pixel is known.
 
     Args:
-      alpha: [B, H, W, 1] predicted alpha in [0, 1].
+      outputs: "alpha" [B, H, W, 1] predicted alpha in [0, 1].
       batch: needs "trimap" [B, H, W, 1] with labels {0, 0.5, 1}.
       scale: "paper" or "code_512".
       code_crop: the crop side hard-coded in the released code (512).
@@ -80,7 +91,7 @@ def known_l1(
       Liu et al., Training Matting Models without Alpha Labels, AAAI 2025, L_known;
       spec ddc_vitmatte.md §3.2 and §2.
     """
-    del aux
+    alpha = outputs["alpha"]
     if scale not in KNOWN_SCALES:
         raise ValueError(f"known_l1 scale must be one of {KNOWN_SCALES}, got {scale!r}")
     pred = _flat(alpha)
@@ -95,25 +106,23 @@ def known_l1(
 
 @LOSSES.register("l1")
 def l1(
-    alpha: jax.Array, aux: Mapping[str, Any], batch: Mapping[str, jax.Array]
+    outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Whole-image mean |α̂ − α| to the ground-truth alpha (DDC Table 1 "Matte" baseline).
 
     Args:
-      alpha: [B, H, W, 1] predicted alpha; batch["alpha"]: [B, H, W, 1] ground truth in [0, 1].
+      outputs: "alpha" [B, H, W, 1] predicted; batch["alpha"]: [B, H, W, 1] ground truth in [0, 1].
 
     Returns:
       (float32 scalar, {}).
     """
-    del aux
     gt = _require_alpha(batch, "l1")
-    return jnp.mean(jnp.abs(_flat(alpha) - gt)), {}
+    return jnp.mean(abs_torch(_flat(outputs["alpha"]) - gt)), {}
 
 
 @LOSSES.register("unknown_l1")
 def unknown_l1(
-    alpha: jax.Array,
-    aux: Mapping[str, Any],
+    outputs: Mapping[str, jax.Array],
     batch: Mapping[str, jax.Array],
     *,
     eps: float = 1e-8,
@@ -121,7 +130,7 @@ def unknown_l1(
     """GCA-style L1 over the trimap's unknown region: Σ u|α̂ − α| / (Σ u + eps).
 
     Args:
-      alpha: [B, H, W, 1] predicted alpha; batch: "alpha" (ground truth) and "trimap" labels.
+      outputs: "alpha" [B, H, W, 1] predicted; batch: "alpha" (ground truth) and "trimap" labels.
       eps: denominator guard.
 
     Returns:
@@ -130,7 +139,6 @@ def unknown_l1(
     References:
       Li & Lu, Natural Image Matting via Guided Contextual Attention, AAAI 2020 (alpha loss).
     """
-    del aux
     gt = _require_alpha(batch, "unknown_l1")
     unknown = 1.0 - known_mask(batch["trimap"])
-    return masked_l1(_flat(alpha), gt, unknown, eps=eps), {}
+    return masked_l1(_flat(outputs["alpha"]), gt, unknown, eps=eps), {}

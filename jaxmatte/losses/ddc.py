@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -210,8 +210,7 @@ def ddc_loss(
 
 @LOSSES.register("ddc")
 def ddc(
-    alpha: jax.Array,
-    aux: Mapping[str, Any],
+    outputs: Mapping[str, jax.Array],
     batch: Mapping[str, jax.Array],
     *,
     window: int = 11,
@@ -223,7 +222,13 @@ def ddc(
 
     The 10× weight of the paper lives in the config (`config.losses["ddc"] = 10.0`).
     """
-    del aux
     rgb = unnormalize(batch["image"])
-    loss = ddc_loss(alpha, rgb, window=window, topk=topk, mode=mode, border=border)
+    loss = ddc_loss(
+        outputs["alpha"].astype(jnp.float32),
+        rgb,
+        window=window,
+        topk=topk,
+        mode=mode,
+        border=border,
+    )
     return loss, {}

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxmatte.registry import LOSSES
 
 LossFn = Callable[
-    [jax.Array, Mapping[str, Any], Mapping[str, jax.Array]],
+    [Mapping[str, jax.Array], Mapping[str, jax.Array]],
     tuple[jax.Array, dict[str, jax.Array]],
 ]
 
@@ -27,7 +27,10 @@ def _as_dict(x: Any) -> dict[str, Any]:
 def make_loss_fn(
     losses: Mapping[str, float], loss_kwargs: Mapping[str, Mapping[str, Any]] | None = None
 ) -> LossFn:
-    """Builds `fn(alpha, aux, batch) -> (total, metrics)` with total = Σ weight · LOSSES[name].
+    """Builds `fn(outputs, batch) -> (total, metrics)` with total = Σ weight · LOSSES[name].
+
+    Every loss is `LOSSES[name](outputs, batch, **kwargs) -> (scalar, metrics)`; outputs are cast
+    to float32 first, so losses are float32 under a bf16 model.
 
     Args:
       losses: name -> weight, e.g. {"known_l1": 1.0, "ddc": 10.0}.
@@ -47,12 +50,13 @@ def make_loss_fn(
     fns = {name: LOSSES.get(name) for name in weights}
 
     def loss_fn(
-        alpha: jax.Array, aux: Mapping[str, Any], batch: Mapping[str, jax.Array]
+        outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        outputs = {k: jnp.asarray(v, jnp.float32) for k, v in outputs.items()}
         total = jnp.zeros((), jnp.float32)
         metrics: dict[str, jax.Array] = {}
         for name, weight in weights.items():
-            value, extra = fns[name](alpha, aux, batch, **kwargs.get(name, {}))
+            value, extra = fns[name](outputs, batch, **kwargs.get(name, {}))
             value = jnp.asarray(value, jnp.float32)
             metrics[f"loss/{name}"] = value
             metrics.update({f"{name}/{k}": v for k, v in extra.items()})

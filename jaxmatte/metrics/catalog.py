@@ -6,12 +6,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from jaxmatte.registry import Registry
+from jaxmatte.registry import METRICS
 
 MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 
-# Lookups import every module of jaxmatte.metrics, so `dim` and `whole` register themselves.
-METRICS = Registry("metric", "jaxmatte.metrics")
+# METRICS (registry.py): lookups import every module of jaxmatte.metrics, so `dim` and `whole`
+# register themselves.
 
 # The four DIM MATLAB metrics, in the column order of evaluate.m.
 OFFICIAL = ("sad", "mse", "grad", "conn")

@@ -7,7 +7,8 @@ import pathlib
 import cv2
 import numpy as np
 
-from jaxmatte.conventions import IMAGE_SUFFIXES, TRIMAP_CODES, UINT16_PER_UINT8
+from jaxmatte.conventions import TRIMAP_CODES, UINT16_PER_UINT8
+from jaxmatte.data import images
 
 
 class EvaluationInputError(ValueError):
@@ -96,10 +97,8 @@ def list_by_stem(folder: str | pathlib.Path) -> dict[str, pathlib.Path]:
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise EvaluationInputError(f"{folder}: not a directory")
-    found: dict[str, pathlib.Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            if p.stem in found:
-                raise EvaluationInputError(f"{p}: the stem {p.stem!r} also names {found[p.stem]}")
-            found[p.stem] = p
-    return found
+    groups, _ = images.files_by_stem(folder)
+    for stem, paths in groups.items():
+        if len(paths) > 1:
+            raise EvaluationInputError(f"{paths[1]}: the stem {stem!r} also names {paths[0]}")
+    return {stem: paths[0] for stem, paths in groups.items()}

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxmatte.models import layers
-from jaxmatte.registry import MODELS
+from jaxmatte.registry import BACKBONES
 
 
-@MODELS.register("aspp")
+@BACKBONES.register("aspp")
 class ASPP(nn.Module):
     """Five parallel branches (1x1, three dilated 3x3, image pooling), concat, 1x1 projection.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -43,21 +45,22 @@ class ClosedForm(nn.Module):
     tiled: bool = True
     dtype: str = "float32"
 
+    inputs = ("image", "trimap")
+
     @nn.compact
-    def __call__(
-        self, image: Array, trimap: Array, train: bool = False
-    ) -> tuple[Array, dict[str, Array]]:
+    def __call__(self, batch: Mapping[str, Array], train: bool = False) -> dict[str, Array]:
         """Predicts alpha.
 
         Args:
-          image: [B, H, W, 3] ImageNet-normalised RGB.
-          trimap: [B, H, W, 1] labels {0, 0.5, 1}.
+          batch: "image" [B, H, W, 3] ImageNet-normalised RGB, "trimap" [B, H, W, 1] labels
+            {0, 0.5, 1}.
           train: unused (no state).
 
         Returns:
-          (alpha [B, H, W, 1] float32 in [0, 1], {}).
+          {"alpha": [B, H, W, 1] float32 in [0, 1]}.
         """
         del train
+        image, trimap = batch["image"], batch["trimap"]
         dtype = jnp.dtype(self.dtype)
         if dtype == jnp.float64 and not jax.config.jax_enable_x64:
             raise ValueError(
@@ -81,4 +84,4 @@ class ClosedForm(nn.Module):
             tiled=self.tiled,
             clip=True,
         )
-        return alpha[..., None].astype(jnp.float32), {}
+        return {"alpha": alpha[..., None].astype(jnp.float32)}

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from jaxmatte.models import layers
-from jaxmatte.registry import MODELS
+from jaxmatte.registry import BACKBONES
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -173,7 +173,7 @@ class ResNet(nn.Module):
         return features
 
 
-@MODELS.register("resnet34")
+@BACKBONES.register("resnet34")
 class ResNet34(ResNet):
     """ResNet-34 (torchvision layout): basic blocks (3, 4, 6, 3), 7x7 stem."""
 
@@ -181,7 +181,7 @@ class ResNet34(ResNet):
     block: str = "basic"
 
 
-@MODELS.register("resnet50")
+@BACKBONES.register("resnet50")
 class ResNet50(ResNet):
     """ResNet-50 v1.5 (torchvision layout), optionally atrous (output stride 8/16)."""
 
@@ -189,7 +189,7 @@ class ResNet50(ResNet):
     block: str = "bottleneck"
 
 
-@MODELS.register("resnet50d")
+@BACKBONES.register("resnet50d")
 class ResNet50D(ResNet):
     """ResNet-50-D / mmcls ResNetV1d / timm resnet50d: deep stem (32, 32, 64), avg-down."""
 

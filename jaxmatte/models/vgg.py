@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmatte.models import layers
-from jaxmatte.registry import MODELS
+from jaxmatte.registry import BACKBONES
 
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
@@ -70,7 +70,7 @@ def max_unpool(
     return y
 
 
-@MODELS.register("vgg16_bn")
+@BACKBONES.register("vgg16_bn")
 class VGG16BN(nn.Module):
     """VGG16-BN convolutional encoder (the 13 convs of torchvision's `vgg16_bn().features`).
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmatte.models.resize import resize_2d, resize_axis
-from jaxmatte.registry import MODELS
+from jaxmatte.registry import BACKBONES
 
 LN_EPS = 1e-6  # ViTDet / DINO LayerNorm epsilon, also used by the residual blocks' channel-LN
 INIT_STD = 0.02  # trunc-normal std of linear layers and pos_embed (ViTDet _init_weights)
@@ -194,7 +194,7 @@ class Block(nn.Module):
         return x
 
 
-@MODELS.register("vit_s16")
+@BACKBONES.register("vit_s16")
 class ViT(nn.Module):
     """ViT-S/16 (ViTDet layout, as in ViTMatte-S): returns {"vit": [B, H/16, W/16, dim]}.
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxmatte.conventions import VITMATTE_PAD_MULTIPLE
-from jaxmatte.inference.pad import crop_to, pad_to_multiple
+from jaxmatte.models import encode
 from jaxmatte.models.resize import resize_2d
 from jaxmatte.models.vit import ViT, torch_default_bias, torch_default_kernel
 from jaxmatte.registry import MODELS
 
 BN_MOMENTUM = 0.9  # Flax convention; = PyTorch momentum 0.1
 BN_EPS = 1e-5
+PATCH = 16  # ViT-S/16 patches; the 4 stride-2 ConvStream/fusion levels also divide 16
 
 
 def _batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
@@ -105,9 +105,10 @@ class DetailCapture(nn.Module):
 class ViTMatte(nn.Module):
     """ViTMatte-S. `in_channels=3`: RGB only (DDC; the trimap is ignored); 4: RGB + trimap.
 
-    Call: `model.apply(variables, image [B,H,W,3], trimap [B,H,W,1] | None, train=bool,
-    mutable=["batch_stats"] when training)` -> `(alpha [B,H,W,1] in [0,1], {"logits": ...})`.
-    Any H, W: the input is zero-padded to a multiple of 32 (`pad_mode`) and the output cropped.
+    Call: `model.apply(variables, {"image": [B,H,W,3] (, "trimap": [B,H,W,1])}, train=bool,
+    mutable=["batch_stats"] when training)` -> `{"alpha": [B,H,W,1] in [0,1], "logits": ...}`.
+    H and W must divide by 16; the inference procedure (`pad_apply`, multiple 32, ViTMatte's
+    pad quirk) pads whole images and crops the output back.
 
     References:
       Yao et al., "ViTMatte" (2023); Liu et al., "Training Matting Models without Alpha Labels"
@@ -117,8 +118,6 @@ class ViTMatte(nn.Module):
     in_channels: int = 3
     dtype: Any = jnp.float32  # compute dtype (a jnp dtype or its name); params stay float32
     global_attn: str = "full"
-    pad_mode: str = "vitmatte_quirk"
-    pad_multiple: int = VITMATTE_PAD_MULTIPLE
     # backbone (ViT-S/16 defaults; smaller values only for tests and tiny configs)
     dim: int = 384
     depth: int = 12
@@ -134,20 +133,25 @@ class ViTMatte(nn.Module):
     fusion_out: Sequence[int] = (256, 128, 64, 32)
     head_mid: int = 16
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """RGB only (DDC: trimaps are labels, not inputs), or RGB + scalar trimap (ViTMatte)."""
+        return ("image",) if self.in_channels == 3 else ("image", "trimap")
+
     @nn.compact
     def __call__(
-        self, image: jnp.ndarray, trimap: Optional[jnp.ndarray] = None, train: bool = False
-    ) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
-        if self.in_channels == 3:
-            x = image
-        elif self.in_channels == 4:
-            if trimap is None:
-                raise ValueError("vitmatte_s with in_channels=4 needs a trimap [B, H, W, 1]")
-            x = jnp.concatenate([image, trimap.astype(image.dtype)], axis=-1)
-        else:
+        self, batch: Mapping[str, jnp.ndarray], train: bool = False
+    ) -> Dict[str, jnp.ndarray]:
+        if self.in_channels not in (3, 4):
             raise ValueError(f"vitmatte_s supports in_channels 3 or 4, got {self.in_channels}")
+        x = encode.stack(batch, self.inputs)
         dtype = jnp.dtype(self.dtype)
-        x, hw = pad_to_multiple(x, self.pad_multiple, self.pad_mode)
+        h, w = x.shape[1:3]
+        if h % PATCH or w % PATCH:
+            raise ValueError(
+                f"vitmatte_s needs H and W divisible by {PATCH}, got {h}x{w}: pad with the "
+                "inference procedure (config.inference, pad_apply) before calling the model"
+            )
         x = x.astype(dtype)
         backbone = ViT(
             in_channels=self.in_channels,
@@ -169,5 +173,5 @@ class ViTMatte(nn.Module):
             tuple(self.convstream_out), tuple(self.fusion_out), self.head_mid, dtype, name="decoder"
         )
         logits = decoder(features, x, train)
-        logits = crop_to(logits, hw).astype(jnp.float32)
-        return jax.nn.sigmoid(logits), {"logits": logits}
+        logits = logits.astype(jnp.float32)
+        return {"alpha": jax.nn.sigmoid(logits), "logits": logits}

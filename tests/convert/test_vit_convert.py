@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jaxmatte.convert import io
+from jaxmatte.inference import procedures
 from jaxmatte.models.vit import ViT
 from jaxmatte.models.vitmatte import ViTMatte
 from jaxmatte.registry import CONVERTERS
@@ -226,7 +227,9 @@ def _parity(torch, model, variables, in_chans, hw, seed):
     with torch.no_grad():
         want = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     net = ViTMatte(in_channels=in_chans)
-    alpha, aux = jax.jit(lambda v, i, t: net.apply(v, i, t, train=False))(variables, image, trimap)
+    batch = {"image": image, "trimap": trimap}
+    fn = procedures.pad_apply({"main": net}, multiple=32, mode="vitmatte_quirk")
+    alpha = jax.jit(lambda v, b: fn({"main": v}, b))(variables, batch)["alpha"]
     want = want.transpose(0, 2, 3, 1)
     assert alpha.shape == want.shape == (2,) + hw + (1,)
     assert want.std() > 0.02  # a non-flat output (the tolerance is 1e-4)

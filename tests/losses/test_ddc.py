@@ -82,7 +82,9 @@ def palette_case(seed, shape=(2, 9, 7)):
 
 @functools.partial(jax.jit, static_argnames=("window", "topk", "mode", "border"))
 def jax_loss(x, alpha, **kw):
-    loss, _ = LOSSES.get("ddc")(jnp.asarray(alpha)[..., None], {}, {"image": jnp.asarray(x)}, **kw)
+    loss, _ = LOSSES.get("ddc")(
+        {"alpha": jnp.asarray(alpha)[..., None]}, {"image": jnp.asarray(x)}, **kw
+    )
     return loss
 
 

@@ -25,10 +25,10 @@ def test_weighted_sum_and_metrics():
         {"losses": {"known_l1": 1.0, "ddc": 10.0}, "loss_kwargs": {"ddc": {"window": 5}}}
     )
     fn = jax.jit(make_loss_fn(cfg.losses, cfg.loss_kwargs))
-    total, metrics = fn(alpha, {}, batch)
-    known, _ = LOSSES.get("known_l1")(alpha, {}, batch)
-    ddc, _ = LOSSES.get("ddc")(alpha, {}, batch, window=5)
-    ddc11, _ = LOSSES.get("ddc")(alpha, {}, batch)
+    total, metrics = fn({"alpha": alpha}, batch)
+    known, _ = LOSSES.get("known_l1")({"alpha": alpha}, batch)
+    ddc, _ = LOSSES.get("ddc")({"alpha": alpha}, batch, window=5)
+    ddc11, _ = LOSSES.get("ddc")({"alpha": alpha}, batch)
     assert abs(float(ddc) - float(ddc11)) > 1e-4  # the kwargs reach the loss
     np.testing.assert_allclose(total, float(known) + 10.0 * float(ddc), rtol=1e-6)
     np.testing.assert_allclose(metrics["loss/known_l1"], known, rtol=1e-6)

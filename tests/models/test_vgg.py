@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxmatte.models import vgg
-from jaxmatte.registry import MODELS
+from jaxmatte.registry import BACKBONES
 
 
 def _numpy_pool(x, k=2):
@@ -64,7 +64,7 @@ def test_unpool_rejects_a_wrong_output_size():
 
 
 def test_vgg16_bn_outputs():
-    model = MODELS.get("vgg16_bn")(in_channels=4)
+    model = BACKBONES.get("vgg16_bn")(in_channels=4)
     x = jnp.zeros((1, 64, 96, 4))
     out = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), x)[0])
     for i, width in enumerate(vgg.VGG16_WIDTHS, start=1):

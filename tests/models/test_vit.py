@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxmatte.models import vit as vit_lib
-from jaxmatte.registry import MODELS
+from jaxmatte.registry import BACKBONES
 from tests.conftest import torch_or_skip
 
 # A tiny ViT with the ViTMatte-S structure: block 0 windowed (window 4), block 1 global with a
@@ -81,7 +81,7 @@ def test_pos_embed_bicubic_matches_torch(hw):
 
 def test_registered_output_and_channels(tiny):
     net, apply, variables, x = tiny
-    assert MODELS.get("vit_s16") is vit_lib.ViT
+    assert BACKBONES.get("vit_s16") is vit_lib.ViT
     out = apply(variables, x)
     assert set(out) == {"vit"} and out["vit"].shape == (2, 6, 5, 32)
     with pytest.raises(ValueError, match="input channels"):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import ddc
+from jaxmatte.inference import procedures
 from jaxmatte.inference.pad import crop_to, pad_to_multiple
 from jaxmatte.models.vit import torch_default_bias
 from jaxmatte.models.vitmatte import ConvBNReLU, ViTMatte
@@ -35,7 +36,8 @@ def test_parameter_counts_match_spec(in_channels, backbone, decoder):
     live in `batch_stats` and are not parameters (1,664 values)."""
     net = MODELS.get("vitmatte_s")(in_channels=in_channels)
     image, trimap = jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 64, 64, 1))
-    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), image, trimap)
+    batch = {"image": image[:, :96, :64], "trimap": trimap[:, :96, :64]}
+    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), batch)
     params = shapes["params"]
     assert set(params) == {"backbone", "decoder"}
     assert params["backbone"]["pos_embed"].shape == (1, 197, 384)
@@ -47,7 +49,8 @@ def test_parameter_counts_match_spec(in_channels, backbone, decoder):
 
 def _random_variables(net, image, trimap, seed):
     """Random variables of the right shapes without compiling an init (slow on this box)."""
-    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), image, trimap)
+    batch = {"image": image[:, :96, :64], "trimap": trimap[:, :96, :64]}
+    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), batch)
     rng = np.random.default_rng(seed)
 
     def draw(path, leaf):
@@ -75,12 +78,16 @@ def tiny():
     }
     applies = {}
 
-    def apply(image, trimap, in_channels=3, **kw):
-        key = (in_channels,) + tuple(sorted(kw.items()))
+    def apply(image, trimap, in_channels=3, pad_mode="vitmatte_quirk", **kw):
+        """The default inference procedure (pad to 32, apply, crop) -> (alpha, outputs)."""
+        key = (in_channels, pad_mode) + tuple(sorted(kw.items()))
         if key not in applies:
             net = ViTMatte(in_channels=in_channels, **TINY, **kw)
-            applies[key] = jax.jit(functools.partial(net.apply, train=False))
-        return applies[key](variables[in_channels], image, trimap)
+            fn = procedures.pad_apply({"main": net}, multiple=32, mode=pad_mode)
+            applies[key] = jax.jit(lambda v, b: fn({"main": v}, b))
+        batch = {"image": image} if trimap is None else {"image": image, "trimap": trimap}
+        out = applies[key](variables[in_channels], batch)
+        return out["alpha"], out
 
     return apply, variables, image, trimap
 
@@ -102,7 +109,7 @@ def test_output_shape_and_pad_modes(tiny):
     assert diff > 1e-5
 
 
-def test_internal_padding_equals_explicit_pad_and_crop(tiny):
+def test_procedure_padding_equals_explicit_pad_and_crop(tiny):
     apply, _, image, _ = tiny
     alpha, _ = apply(image, None)
     padded, size = pad_to_multiple(image, 32, "vitmatte_quirk")
@@ -119,8 +126,12 @@ def test_trimap_input(tiny):
     with_trimap, _ = apply(image, trimap, in_channels=4)
     other, _ = apply(image, 1.0 - trimap, in_channels=4)
     assert np.abs(np.asarray(with_trimap) - np.asarray(other)).max() > 1e-5
-    with pytest.raises(ValueError, match="needs a trimap"):
-        ViTMatte(in_channels=4, **TINY).apply(variables[4], image, None)
+    with pytest.raises(KeyError, match="lacks"):
+        procedures.padded_apply(
+            ViTMatte(in_channels=4, **TINY), variables[4], {"image": image}, 32, "minimal"
+        )
+    with pytest.raises(ValueError, match="divisible by 16"):  # padding is the procedure's job
+        ViTMatte(in_channels=3, **TINY).apply(variables[3], {"image": image})
 
 
 def test_bfloat16_compute_keeps_float32_params(tiny):
@@ -131,7 +142,7 @@ def test_bfloat16_compute_keeps_float32_params(tiny):
     assert np.abs(np.asarray(low) - np.asarray(ref)).max() < 0.05
     assert np.abs(np.asarray(low) - np.asarray(ref)).max() > 0  # really computed in bf16
     net_bf16 = ViTMatte(in_channels=3, dtype="bfloat16", **TINY)
-    shapes = jax.eval_shape(net_bf16.init, jax.random.PRNGKey(0), image, None)
+    shapes = jax.eval_shape(net_bf16.init, jax.random.PRNGKey(0), {"image": image[:, :96, :64]})
     assert {leaf.dtype for leaf in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
 
 
@@ -139,8 +150,9 @@ def test_train_mode_updates_batch_stats(tiny):
     _, variables, image, _ = tiny
     net = ViTMatte(in_channels=3, **TINY)
     step = jax.jit(functools.partial(net.apply, train=True, mutable=["batch_stats"]))
-    (alpha, _), updates = step(variables[3], image, None)
-    assert alpha.shape == image.shape[:3] + (1,)
+    image = image[:, :96, :64]
+    out, updates = step(variables[3], {"image": image})
+    assert out["alpha"].shape == image.shape[:3] + (1,)
     old = jax.tree.leaves(variables[3]["batch_stats"])
     new = jax.tree.leaves(updates["batch_stats"])
     assert len(old) == len(new) == 2 * 8  # 3 convstream + 4 fusion + head BNs, mean and var

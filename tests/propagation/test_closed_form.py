@@ -113,12 +113,14 @@ def test_model_contract_and_batching():
     mean, std = np.array(conventions.IMAGENET_MEAN), np.array(conventions.IMAGENET_STD)
     normalised = jnp.asarray((image - mean) / std, jnp.float32)
     config = importlib.import_module("configs.closed_form").get_config()
-    assert config.model.needs_trimap and config.model.pad_multiple == 1
+    assert config.inference.kwargs.multiple == 1
     model = MODELS.get(config.model.name)(**config.model.kwargs)
-    alpha, aux = jax.jit(lambda x, t: model.apply({}, x, t, train=False))(
+    assert model.inputs == ("image", "trimap")
+    out = jax.jit(lambda x, t: model.apply({}, {"image": x, "trimap": t}, train=False))(
         normalised, jnp.asarray(trimap[..., None], jnp.float32)
     )
-    assert aux == {} and alpha.shape == (2, 16, 12, 1) and alpha.dtype == jnp.float32
+    alpha = out["alpha"]
+    assert set(out) == {"alpha"} and alpha.shape == (2, 16, 12, 1) and alpha.dtype == jnp.float32
     assert float(alpha.min()) >= 0.0 and float(alpha.max()) <= 1.0
     for i in range(2):
         ref = closed_form_matting(
@@ -133,4 +135,6 @@ def test_float64_model_without_x64_names_the_fix():
     image, trimap = random_inputs(4)
     model = MODELS.get("closed_form")(dtype="float64")
     with jax.enable_x64(False), pytest.raises(ValueError, match="config.x64"):
-        model.apply({}, jnp.asarray(image, jnp.float32), jnp.asarray(trimap[..., None]))
+        model.apply(
+            {}, {"image": jnp.asarray(image, jnp.float32), "trimap": jnp.asarray(trimap[..., None])}
+        )

@@ -20,7 +20,7 @@ from tests.conftest import REPO
         ("data.name", "imagenet", r"config\.data\.name='imagenet': unknown dataset"),
         ("optim.lr", -1.0, r"config\.optim\.lr=-1\.0"),
         ("data.pp_train", "nosuchop(3)", r"config\.data\.pp_train=.*unknown preprocessing op"),
-        ("model.kwargs.dtype", "float16", r"config\.model\.kwargs\.dtype='float16'"),
+        ("model.dtype", "float16", r"config\.model\.dtype='float16'"),
     ],
 )
 def test_bad_values_name_the_key(key, value, match):

@@ -1,4 +1,4 @@
-"""``--config.init.from`` loads converted weights into the fresh train state, strictly."""
+"""``--config.init.weights`` loads converted weights into the fresh train state, strictly."""
 
 import jax
 import numpy as np
@@ -12,7 +12,7 @@ from jaxmatte.convert import io as convert_io
 def _fresh(c, mesh):
     _, _, _, init_fn = train.build(c)
     sh = jax.tree.map(lambda a: a.sharding, train.sharded_abstract_state(init_fn, mesh))
-    return jax.jit(init_fn, out_shardings=sh)(jax.random.key(0))
+    return jax.jit(init_fn, out_shardings=sh)(jax.random.PRNGKey(0))
 
 
 def test_backbone_weights_land_under_the_prefix(tmp_path):
@@ -25,7 +25,7 @@ def test_backbone_weights_land_under_the_prefix(tmp_path):
         lambda x: rng.normal(size=x.shape).astype(x.dtype), host["params"]["backbone"]
     )
     convert_io.save_variables({"params": backbone}, tmp_path / "w", {"arch": "test"})
-    c.init["from"], c.init.prefix = str(tmp_path / "w"), "backbone"
+    c.init.weights, c.init.prefix = str(tmp_path / "w"), "backbone"
     loaded = train.host_variables(train.load_pretrained(state, c, mesh))
     for a, b in zip(jax.tree.leaves(backbone), jax.tree.leaves(loaded["params"]["backbone"])):
         np.testing.assert_array_equal(a, b)
@@ -43,6 +43,6 @@ def test_mismatched_weights_are_refused_with_the_keys(tmp_path):
     backbone["patch_embed"] = {"kernel": np.zeros((3, 3, 3, 3), np.float32)}
     del backbone["pos_embed"]
     convert_io.save_variables({"params": backbone}, tmp_path / "w", {"arch": "test"})
-    c.init["from"], c.init.prefix = str(tmp_path / "w"), "backbone"
+    c.init.weights, c.init.prefix = str(tmp_path / "w"), "backbone"
     with pytest.raises(ValueError, match=r"(?s)missing.*pos_embed.*mis-shaped.*patch_embed"):
         train.load_pretrained(state, c, mesh)

@@ -33,9 +33,9 @@ def _run(args, env, timeout=600):
 def _params(workdir):
     """(newest step, params) restored onto this process's mesh, whatever topology saved them."""
     from configs import ddc
-    from jaxmatte import train
+    from jaxmatte import weights
 
-    _, variables, step = train.restore_variables(ddc.get_config("tiny"), str(workdir))
+    _, variables, step = weights.load(ddc.get_config("tiny"), str(workdir))
     return step, variables["params"]
 
 
@@ -204,3 +204,122 @@ def _scalars(run, tag):
     values = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
     assert len(values) == 3, (tag, values)
     return np.array(values)
+
+
+def _run_fail(args, env, main=MAIN, timeout=600):
+    r = subprocess.run(
+        main + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert r.returncode != 0, r.stdout[-2000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    return r
+
+
+def test_baselines_are_written_and_printed(trained):
+    tmp, _, r = trained
+    summary = json.loads((tmp / "run" / "eval" / "metrics.json").read_text())
+    base = summary["baselines"]
+    assert set(base) == {"constant_0.5", "trimap"}
+    assert base["constant_0.5"]["sad_whole"] > 0 and base["trimap"]["sad_whole"] > 0
+    # the trimap baseline is exact in the known regions, the constant one is not
+    assert base["trimap"]["sad_whole"] < base["constant_0.5"]["sad_whole"]
+    assert "baseline constant_0.5: sad_whole" in r.stdout and "baseline trimap:" in r.stdout
+
+
+def test_converted_weights_predict_like_the_checkpoint(trained, tmp_path):
+    """`--config.init.weights=DIR` (a convert folder) predicts with no checkpoint in the workdir."""
+    from jaxmatte.convert import io as convert_io
+
+    tmp, env, _ = trained
+    step, _ = _params(tmp / "run")
+    from configs import ddc
+    from jaxmatte import weights
+
+    _, variables, _ = weights.load(ddc.get_config("tiny"), str(tmp / "run"))
+    convert_io.save_variables(variables, tmp_path / "w", {"arch": "alpha_free_matting"})
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(
+        str(folder / "a.png"), np.random.default_rng(3).integers(0, 255, (45, 38, 3), np.uint8)
+    )
+    outs = {}
+    for name, extra in {
+        "ckpt": ["--workdir", str(tmp / "run")],
+        "converted": [
+            "--workdir",
+            str(tmp_path / "empty"),
+            f"--config.init.weights={tmp_path / 'w'}",
+        ],
+    }.items():
+        _run(
+            extra
+            + [
+                "--mode",
+                "predict",
+                f"--config.predict.image={folder}",
+                f"--config.predict.out_dir={tmp_path / name}",
+            ],
+            env,
+        )
+        outs[name] = cv2.imread(str(tmp_path / name / "a.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(outs["ckpt"], outs["converted"])
+    assert not (tmp_path / "empty" / "checkpoints").exists()
+
+
+def test_another_model_width_gives_one_line_error(trained):
+    tmp, env, _ = trained
+    r = _run_fail(
+        ["--workdir", str(tmp / "run"), "--mode", "eval", "--config.model.kwargs.dim=48"], env
+    )
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "model.kwargs.dim: checkpoint 32, config 48" in lines[0], r.stderr
+
+
+def test_resume_past_num_steps_says_complete(trained):
+    tmp, env, _ = trained
+    r = _run(["--workdir", str(tmp / "run"), "--config.train.num_steps=4"], env)
+    assert "training is already complete" in r.stdout and "eval at step 6" in r.stdout
+
+
+TOY = [
+    sys.executable,
+    "-u",
+    "-c",
+    "import tests.contract_toy; from jaxmatte import main; main.run()",
+]
+
+
+def test_toy_paper_trains_through_main_with_trimap_metrics(trained, tmp_path):
+    _, env, _ = trained
+    args = ["--config", "tests/contract_toy_config.py", "--workdir", str(tmp_path / "toy")]
+    r = subprocess.run(TOY + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((tmp_path / "toy" / "eval" / "metrics.json").read_text())
+    assert summary["kind"] == "trimap" and 0 <= summary["pixel_accuracy"] <= 1
+    assert 0 <= summary["mean_iou"] <= 1
+    preds = sorted((tmp_path / "toy" / "eval" / "preds").glob("*.png"))
+    assert len(preds) == 2
+    assert set(np.unique(cv2.imread(str(preds[0]), cv2.IMREAD_UNCHANGED))) <= {0, 128, 255}
+
+
+def test_huge_lr_stops_with_non_finite_and_checkpoints_stay_finite(trained, tmp_path):
+    _, env, _ = trained
+    run = tmp_path / "boom"
+    args = ["--config", "tests/contract_toy_config.py", "--workdir", str(run)]
+    args += [
+        "--config.optim.lr=1e30",
+        "--config.train.checkpoint_every=1",
+        "--config.train.log_every=1",
+    ]
+    r = _run_fail(args, env, main=TOY)
+    assert "non-finite" in r.stderr and "step " in r.stderr and "loss/toy_trimap_ce" in r.stderr
+    import tests.contract_toy  # noqa: F401
+    from jaxmatte import checkpoint, weights
+    from tests import contract_toy_config
+
+    steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps, "no checkpoint was written before the run stopped"
+    c = contract_toy_config.get_config()
+    for s in steps:
+        _, variables, _ = weights.load(c, str(run), s)
+        assert checkpoint.all_finite(variables)

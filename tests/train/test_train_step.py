@@ -25,7 +25,7 @@ def _setup(c, mesh):
     model, schedule, tx, init_fn = train.build(c)
     rep = sharding.replicated(mesh)
     state_sh = jax.tree.map(lambda a: a.sharding, train.sharded_abstract_state(init_fn, mesh))
-    state = jax.jit(init_fn, out_shardings=state_sh)(jax.random.key(0))
+    state = jax.jit(init_fn, out_shardings=state_sh)(jax.random.PRNGKey(0))
     step = jax.jit(
         train.make_train_step(model, tx, c, schedule),
         in_shardings=(state_sh, sharding.batch_sharding(mesh)),
@@ -60,7 +60,8 @@ def test_overfits_one_fixed_batch(tiny):
     c = c.copy_and_resolve_references()
     c.losses = {"known_l1": 1.0}
     c.loss_kwargs = {}
-    c.optim.update(lr=3e-3, warmup_steps=1, milestones=(10_000, 10_001), weight_decay=0.0)
+    c.optim.update(lr=3e-3, weight_decay=0.0)
+    c.optim.schedule.update(warmup_steps=1, milestones=(10_000, 10_001))
     mesh = sharding.make_mesh()
     state, step = _setup(c, mesh)
     gb = sharding.global_batch(mesh, batch)

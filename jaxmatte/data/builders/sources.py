@@ -22,7 +22,7 @@ def cache_root() -> pathlib.Path:
 @DATASETS.register("synthetic")
 def synthetic_source(cfg: ConfigDict) -> str:
     """Generates the built-in synthetic set once into the cache and returns its folder."""
-    from data_prep import synthetic as prep  # the generator is also a data_prep command
+    from jaxmatte.data import synthetic_set as prep  # also the `data_prep.synthetic` command
     from jaxmatte.data.synthetic import SyntheticSpec
 
     s = cfg.synthetic
