@@ -22,7 +22,7 @@ import tqdm
 from jaxmatte import conventions as cv
 from jaxmatte.data import images
 from jaxmatte.data.layouts_base import LayoutError, Skipped, pair_by_stem
-from jaxmatte.foreground.multilevel import estimate_foreground
+from jaxmatte.foreground.multilevel import estimate_foreground, to_uint8
 
 
 def reestimate_file(fg_path, alpha_path, levels: int, kappa: float, iters: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def reestimate_file(fg_path, alpha_path, levels: int, kappa: float, iters: int) 
     est = estimate_foreground(
         f[None], a[None, ..., None], levels=levels, kappa=kappa, finest_iters=iters
     )
-    return (np.asarray(est[0]) * cv.UINT8_MAX).astype(np.uint8)
+    return to_uint8(est[0])
 
 
 def run(

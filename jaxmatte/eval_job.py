@@ -84,7 +84,10 @@ def evaluate(
                 out / "preds" / f"{name}.png",
                 np.asarray(cv.TRIMAP_CODES, np.uint8)[pred],
             )
-            targets.append(ex["trimap"])
+            # The target is the trimap the eval ops made (e.g. SGM's 15-px erosion target).
+            labels = np.asarray(batch["trimap"])[0, ..., 0]
+            classes = np.round(labels * 2).astype(np.int64)  # labels {0, 0.5, 1} -> 0, 1, 2
+            targets.append(np.asarray(cv.TRIMAP_CODES, np.uint8)[classes])
         else:
             alpha = np.asarray(outputs["alpha"])[0, ..., 0]
             if not np.all(np.isfinite(alpha)):

@@ -60,6 +60,7 @@ def optim_config(
             "weight_decay": 0.0,
             "clip_norm": 0.0,  # global-norm clipping threshold; 0 disables
             "no_decay": (),  # re.search patterns: no weight decay where one matches
+            "weight_decay_rules": (),  # ((pattern, decay), ...): first match overrides
             "lr_mult": (),  # ((pattern, factor), ...): first match wins
             "frozen": (),  # patterns: parameters never updated
             "layer_decay": 1.0,  # layer-wise lr decay (1 disables)
@@ -215,6 +216,34 @@ def _scale_by_path(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
     return optax.GradientTransformation(init, update)
 
 
+def path_weight_decay(path: str, cfg: ml_collections.ConfigDict) -> float:
+    """One parameter's weight decay: 0 under ``no_decay``, else the first matching
+    ``weight_decay_rules`` entry, else ``weight_decay``."""
+    if any(re.search(p, path) for p in cfg.no_decay):
+        return 0.0
+    for pattern, value in cfg.get("weight_decay_rules", ()):
+        if re.search(pattern, path):
+            return float(value)
+    return float(cfg.weight_decay)
+
+
+def _add_decay_by_path(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """updates + wd(path)·params, with per-path decay (``path_weight_decay``)."""
+
+    def init(params):
+        del params
+        return _ScaleByTreeState()
+
+    def update(updates, state, params=None):
+        wds = _map_paths(lambda s: path_weight_decay(s, cfg), updates)
+        new = jax.tree_util.tree_map(
+            lambda u, p, w: u + jnp.asarray(w, u.dtype) * p, updates, params, wds
+        )
+        return new, state
+
+    return optax.GradientTransformation(init, update)
+
+
 def _needs_path_scale(cfg: ml_collections.ConfigDict) -> bool:
     return cfg.layer_decay != 1.0 or bool(cfg.get("lr_mult", ())) or bool(cfg.get("frozen", ()))
 
@@ -254,8 +283,12 @@ def make_optimizer(cfg: ml_collections.ConfigDict, params: Any) -> optax.Gradien
     if cfg.name not in OPTIMIZERS:
         raise ValueError(f"optim.name must be one of {OPTIMIZERS}, got {cfg.name!r}")
     check_rules(cfg, params)
+    rules = tuple(cfg.get("weight_decay_rules", ()))
     wd = float(cfg.weight_decay)
-    decay = [optax.add_decayed_weights(wd, mask=lambda p: decay_mask(p, cfg))] if wd else []
+    if rules:
+        decay = [_add_decay_by_path(cfg)]
+    else:
+        decay = [optax.add_decayed_weights(wd, mask=lambda p: decay_mask(p, cfg))] if wd else []
     chain = []
     if cfg.clip_norm:
         chain.append(optax.clip_by_global_norm(float(cfg.clip_norm)))

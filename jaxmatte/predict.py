@@ -9,12 +9,14 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import jax
 import numpy as np
 from ml_collections import ConfigDict
 
 from jaxmatte import conventions as cv
 from jaxmatte import images_out
 from jaxmatte.data import images
+from jaxmatte.foreground import multilevel
 from jaxmatte.inference import apply as apply_lib
 from jaxmatte.metrics import evaluator
 
@@ -91,28 +93,38 @@ def read_inputs(entry: dict[str, pathlib.Path]) -> dict[str, np.ndarray]:
 def predict_files(
     predict_fn: Any, variables: Any, config: ConfigDict, out_dir: pathlib.Path, keys
 ) -> list[pathlib.Path]:
-    """Runs the procedure on every input and writes ``<stem>.png`` (and ``<stem>_fg.png``)."""
+    """Runs the procedure on every input and writes ``<stem>.png``.
+
+    ``<stem>_fg.png`` too when the procedure outputs a foreground, or with
+    ``config.predict.foreground=True`` (LSA's foreground re-estimation of the photo under the
+    predicted alpha, ``foreground.multilevel``), saved with ``multilevel.to_uint8``'s rule.
+    """
     pairs = pair_inputs(config.predict, keys)
     spec = config.data.get("pp_eval", "") if "data" in config else ""
     spec = spec or apply_lib.DEFAULT_PP_EVAL
     loaded = [(stem, read_inputs(entry)) for stem, entry in pairs]  # every input checked first
     out_dir.mkdir(parents=True, exist_ok=True)
+    want_fg = bool(config.predict.get("foreground", False))
+    fg_fn = jax.jit(multilevel.estimate_foreground)  # LSA Alg. 2 on the photo and predicted alpha
     written = []
     for i, (stem, ex) in enumerate(loaded):
         batch = apply_lib.encode_example(ex, spec, seed=config.get("seed", 0), index=i)
         outputs = predict_fn(variables, batch)
-        alpha = np.asarray(outputs["alpha"])[0, ..., 0]
-        if not np.all(np.isfinite(alpha)):
-            raise FloatingPointError(f"{pairs[i][1]['image']}: the prediction is not finite")
-        path = images_out.write_png(
-            out_dir / f"{stem}.png", evaluator.quantize(alpha, config.eval.quantize)
-        )
+        if "alpha" in outputs:
+            alpha = np.asarray(outputs["alpha"])[0, ..., 0]
+            if not np.all(np.isfinite(alpha)):
+                raise FloatingPointError(f"{pairs[i][1]['image']}: the prediction is not finite")
+            png = evaluator.quantize(alpha, config.eval.quantize)
+        else:  # a trimap model: the predicted trimap as 0 / 128 / 255 codes
+            classes = np.argmax(np.asarray(outputs["trimap_logits"])[0], axis=-1)
+            png = np.asarray(cv.TRIMAP_CODES, np.uint8)[classes]
+        path = images_out.write_png(out_dir / f"{stem}.png", png)
         written.append(path)
-        if "foreground" in outputs:
-            fg = np.clip(np.asarray(outputs["foreground"])[0], 0, 1)
-            images_out.write_png(
-                out_dir / f"{stem}_fg.png", np.round(fg * cv.UINT8_MAX).astype(np.uint8)
-            )
+        fg = outputs.get("foreground")
+        if fg is None and want_fg and "alpha" in outputs:
+            fg = fg_fn(ex["image"].astype(np.float32)[None] / cv.UINT8_MAX, outputs["alpha"])
+        if fg is not None:
+            images_out.write_png(out_dir / f"{stem}_fg.png", multilevel.to_uint8(np.asarray(fg)[0]))
         print(f"[{i + 1}/{len(loaded)}] {path}", flush=True)
     return written
 

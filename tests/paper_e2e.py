@@ -136,3 +136,21 @@ def sharded_equals_single(config: str, tmp: pathlib.Path, steps: int = 2, rtol: 
         traces.append(np.array(trace))
     assert np.all(np.isfinite(traces[0]))
     np.testing.assert_allclose(traces[0], traces[1], rtol=rtol)
+
+
+def make_inputs(folder: pathlib.Path, mask: bool = False) -> list[str]:
+    """Two odd-sized images with trimaps (and coarse masks); the predict flags that read them."""
+    rng = np.random.default_rng(0)
+    for sub in ("img", "tri", "mask"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for name, (h, w) in {"a": (40, 52), "b": (36, 44)}.items():
+        cv2.imwrite(str(folder / "img" / f"{name}.png"), rng.integers(0, 255, (h, w, 3), np.uint8))
+        tri = np.zeros((h, w), np.uint8)
+        tri[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 128
+        tri[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = 255
+        cv2.imwrite(str(folder / "tri" / f"{name}.png"), tri)
+        cv2.imwrite(
+            str(folder / "mask" / f"{name}.png"), np.where(tri > 0, 255, 0).astype(np.uint8)
+        )
+    key, sub = ("mask", "mask") if mask else ("trimap", "tri")
+    return [f"--config.predict.image={folder / 'img'}", f"--config.predict.{key}={folder / sub}"]

@@ -144,3 +144,15 @@ def test_schedules_match_torch_schedulers():
     )
     want = torch_lrs(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, (5, 12), gamma=0.1), n)
     np.testing.assert_allclose(ours, want, rtol=1e-5)
+
+
+def test_weight_decay_rules_pick_the_first_match():
+    """Coupled L2 per path: g + wd(path)·p, so with zero gradients SGD moves p by -lr·wd·p."""
+    cfg = optim.optim_config(
+        "sgd", lr=1.0, momentum=0.0, weight_decay=0.1, weight_decay_rules=((r"^head/", 0.01),)
+    )
+    params = tree()
+    zero = jax.tree.map(jnp.zeros_like, params)
+    out = run(cfg, params, [zero])[-1]
+    np.testing.assert_allclose(out["head"]["bias"], params["head"]["bias"] * (1 - 0.01), rtol=1e-6)
+    np.testing.assert_allclose(out["enc"]["kernel"], params["enc"]["kernel"] * (1 - 0.1), rtol=1e-6)

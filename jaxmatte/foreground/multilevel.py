@@ -132,3 +132,9 @@ def estimate_foreground(
     if clip:
         est = jnp.clip(est, 0.0, 1.0)
     return jnp.transpose(est, (0, 2, 3, 1))
+
+
+def to_uint8(foreground: np.ndarray) -> np.ndarray:
+    """The 8-bit rule for every saved foreground (offline and at predict): clip to [0, 1], ×255,
+    truncate — as the official tool (``tools/reestimate_foreground_final.py``) saves it."""
+    return (np.clip(np.asarray(foreground, np.float32), 0.0, 1.0) * cv.UINT8_MAX).astype(np.uint8)

@@ -1,0 +1,165 @@
+"""LSA benchmarks: BR cost as a multiple of one forward pass; train images/s and peak memory.
+
+    python bench/lsa.py                      # BR at 1024², train step at 640², batch 16
+    python bench/lsa.py --size 128 --train-size 64 --batch 2 --tiny --repeats 2   # smoke run
+
+Timings interleave the compared programs (forward, decoder-only forward, BR) over `--repeats`
+rounds and report best-of-N and the median. The train step is built here (jax.grad of the LSA
+loss, coupled-L2 Adam via optax) so it does not depend on jaxmatte.train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxmatte.inference import refine as br
+from jaxmatte.losses import lsa as lsa_loss  # noqa: F401  (registers the loss)
+from jaxmatte.models import lsa
+from jaxmatte.registry import LOSSES
+
+TINY = dict(
+    decoder_widths=(16, 16, 8, 8, 8),
+    head_width=8,
+    encoder_blocks=(1, 1, 1, 1),
+    encoder_block="basic",
+    stem_width=16,
+)
+
+
+def _batch(batch: int, size: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    trimap = np.full((batch, size, size, 1), 0.5, np.float32)
+    trimap[:, :, : size // 3], trimap[:, :, 2 * size // 3 :] = 1.0, 0.0
+    return {
+        "image": jnp.asarray(rng.normal(size=(batch, size, size, 3)), jnp.float32),
+        "trimap": jnp.asarray(trimap),
+        "alpha": jnp.asarray(rng.random((batch, size, size, 1)), jnp.float32),
+    }
+
+
+def _time(fn, *args) -> float:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
+
+
+def _interleaved(programs: dict, repeats: int) -> dict[str, list[float]]:
+    times = {k: [] for k in programs}
+    for _ in range(repeats):
+        for name, (fn, args) in programs.items():
+            times[name].append(_time(fn, *args))
+    return times
+
+
+def _report(times: dict[str, list[float]], base: str) -> None:
+    best_base, med_base = min(times[base]), statistics.median(times[base])
+    for name, ts in times.items():
+        best, med = min(ts), statistics.median(ts)
+        print(
+            f"  {name:12s} best {best * 1e3:9.1f} ms  median {med * 1e3:9.1f} ms  "
+            f"x{best / best_base:6.2f} (best)  x{med / med_base:6.2f} (median) of {base}"
+        )
+
+
+def bench_br(model, variables, size: int, steps: int, repeats: int) -> None:
+    batch = _batch(1, size)
+    inputs = {k: batch[k] for k in model.inputs}
+    forward = jax.jit(lambda v, b: model.apply(v, b)["alpha"])
+    feats = jax.jit(lambda v, b: model.apply(v, b, method="encode"))(variables, inputs)
+    decode = jax.jit(lambda v, f: model.apply(v, f, method="decode")["alpha"])
+    refine = jax.jit(lambda v, b: br.refine(model, v, b, steps, 20.0)["alpha"])
+    programs = {
+        "forward": (forward, (variables, inputs)),
+        "decoder": (decode, (variables, feats)),
+        f"BR{steps}": (refine, (variables, inputs)),
+    }
+    for name, (fn, args) in programs.items():  # compile + warm up
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        print(f"  compile+first {name}: {time.perf_counter() - t0:.1f} s")
+    times = _interleaved(programs, repeats)
+    print(f"BR at {size}x{size} ({steps} steps), {repeats} interleaved repeats:")
+    _report(times, "forward")
+    naive = steps * 2 * min(times["forward"])  # full forward + backward per step, roughly
+    print(
+        f"  BR / (forward) = x{min(times[f'BR{steps}']) / min(times['forward']):.1f}; "
+        f"a full-network recompute would be >= x{naive / min(times['forward']):.0f}"
+    )
+
+
+def bench_train(model, variables, size: int, batch_size: int, repeats: int) -> None:
+    loss_fn = LOSSES.get("lsa_multiscale")
+    # torch Adam with weight_decay: coupled L2 added to the gradient before the Adam moments.
+    tx = optax.chain(
+        optax.add_decayed_weights(1e-4), optax.scale_by_adam(), optax.scale_by_learning_rate(5e-5)
+    )
+    params, stats = variables["params"], variables["batch_stats"]
+    opt_state = tx.init(params)
+
+    def step(params, stats, opt_state, batch):
+        def f(p):
+            out, new = model.apply(
+                {"params": p, "batch_stats": stats}, batch, train=True, mutable=["batch_stats"]
+            )
+            return loss_fn(out, batch)[0], new["batch_stats"]
+
+        (loss, stats), grads = jax.value_and_grad(f, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), stats, opt_state, loss
+
+    batch = _batch(batch_size, size, seed=1)
+    jitted = jax.jit(step, donate_argnums=(0, 1, 2))
+    t0 = time.perf_counter()
+    compiled = jitted.lower(params, stats, opt_state, batch).compile()
+    print(f"train step {size}x{size} batch {batch_size}: compile {time.perf_counter() - t0:.1f} s")
+    mem = compiled.memory_analysis()
+    if mem is not None:
+        peak = getattr(mem, "peak_memory_in_bytes", 0) or (
+            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+        )
+        print(f"  memory: peak {peak / 2**30:.2f} GiB (temp {mem.temp_size_in_bytes / 2**30:.2f})")
+    state = (params, stats, opt_state)
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        *state, loss = compiled(*state, batch)
+        jax.block_until_ready(loss)
+        if i:  # the first call is a warm-up
+            times.append(time.perf_counter() - t0)
+    best, med = min(times), statistics.median(times)
+    print(
+        f"  step best {best * 1e3:.1f} ms, median {med * 1e3:.1f} ms -> "
+        f"{batch_size / best:.2f} images/s (best), {batch_size / med:.2f} (median); loss {loss:.4f}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=1024, help="BR image side")
+    ap.add_argument("--train-size", type=int, default=640, help="train crop side")
+    ap.add_argument("--batch", type=int, default=16, help="train batch")
+    ap.add_argument("--steps", type=int, default=100, help="BR steps")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--tiny", action="store_true", help="tiny widths (smoke runs)")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--skip", choices=("br", "train"), default=None)
+    args = ap.parse_args()
+    print(f"devices: {jax.devices()}")
+    model = lsa.LSA(dtype=args.dtype, **(TINY if args.tiny else {}))
+    init_batch = {k: v[:1, :64, :64] for k, v in _batch(1, 64).items() if k in model.inputs}
+    variables = jax.jit(lambda b: model.init({"params": jax.random.key(0)}, b))(init_batch)
+    if args.skip != "br":
+        bench_br(model, variables, args.size, args.steps, args.repeats)
+    if args.skip != "train":
+        bench_train(model, variables, args.train_size, args.batch, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
