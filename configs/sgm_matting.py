@@ -2,11 +2,11 @@
 
 Variants: no arg = the paper recipe (GCA pipeline, 512 crops, batch 20, 400k Adam steps, lr 4e-4
 with warm-up + cosine, sgm.md §3.7); ``:quick`` = a CPU run on the built-in synthetic set
-(< 10 min on 2 cores); ``:tiny`` = a seconds-long test configuration; ``:joint`` = ``:tiny`` with
-the trimap-free joint inference (sgm.md §4): its inference procedure "sgm_joint" reads the
-trained Net-T run named in ``inference.runs.trimap_net`` (a config path and its workdir; for the
-paper models point it at ``configs/sgm_trimap.py`` and the Net-T workdir) and takes an image and
-a coarse mask (``predict.mask``) instead of a trimap.
+(< 10 min on 2 cores); ``:tiny`` = a seconds-long test configuration. ``joint``, alone or after a
+size (``:joint``, ``:quick,joint``, ``:tiny,joint``), adds the trimap-free joint inference
+(sgm.md §4): its procedure "sgm_joint" runs the trained Net-T named in
+``inference.runs.trimap_net`` (the matching ``configs/sgm_trimap.py`` variant; its workdir is
+given on the command line) and takes an image and a coarse mask (``predict.mask``), no trimap.
 """
 
 from ml_collections import ConfigDict
@@ -21,6 +21,15 @@ TINY_MODEL = {
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
+    parts = [p for p in (arg or "").split(",") if p]
+    joint = "joint" in parts
+    sizes = [p for p in parts if p != "joint"]
+    if any(p not in VARIANTS for p in parts) or len(sizes) > 1:
+        raise ValueError(
+            f"configs/sgm_matting.py: unknown variant {arg!r}; known: quick, tiny, joint, "
+            "quick,joint, tiny,joint or none"
+        )
+    arg = sizes[0] if sizes else None
     c = ConfigDict()
     c.seed = 0
     c.model = ConfigDict(
@@ -64,6 +73,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
             "recipe": "sgm_m",  # GCA's pipeline (data_and_metrics.md §3.2)
             "recipe_kwargs": {},
             "pp_train": "",
+            "pp_eval": "normalize(('image',))|trimap_to_label(('trimap',))",
             "synthetic": {"seed": 0, "size": 640, "num_train": 1800, "num_eval": 50},
         }
     )
@@ -131,9 +141,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
         c.optim.update(lr=1e-3)
         c.optim.schedule.update(warmup_steps=20, total_steps=300)
         c.train.update(num_steps=300, log_every=20, checkpoint_every=100, image_every=100)
-    elif arg in ("tiny", "joint"):
+    elif arg == "tiny":
         c.model.kwargs.update(TINY_MODEL)
-        c.data.update(batch_size=2, crop_size=32)
+        c.data.update(batch_size=8, crop_size=32)  # divisible by 8 devices (tests)
         c.data.synthetic.update(size=48, num_train=8, num_eval=2)
         c.optim.schedule.update(warmup_steps=2, total_steps=6)
         c.train.update(
@@ -145,28 +155,30 @@ def get_config(arg: str | None = None) -> ConfigDict:
             eval_at_start=False,
         )
         c.eval.metrics = ("sad", "mse")
-        if arg == "joint":
-            c.inference = ConfigDict(
-                {
-                    "name": "sgm_joint",
-                    "kwargs": {
-                        "fusion": "soft",  # "hard" = JIH
-                        "fusion_alpha": "refined",  # "coarse" = the "-c" variants
-                        "ji_trimap": "hard",  # one-hot argmax (our choice); "soft" = P
-                        "seg_erosion": 20,
-                        "seg_blur": 31,
-                        "mask_threshold": 0.5,
-                        "multiple": 32,
-                    },
-                    "runs": {"trimap_net": {"config": "configs/sgm_trimap.py:tiny", "workdir": ""}},
-                }
-            )
-            # Trimap-free results (†) are computed on the whole image (sgm.md §5).
-            c.eval.metrics = ("sad_whole", "mse_whole")
-            c.eval.headline = ("sad_whole", "mse_whole")
-            c.predict = ConfigDict({"image": "", "mask": "", "out_dir": ""})
-    elif arg:
-        raise ValueError(
-            f"configs/sgm_matting.py: unknown variant {arg!r}; known: {', '.join(VARIANTS)} or none"
+    if joint:
+        net_t = "configs/sgm_trimap.py" + (f":{arg}" if arg else "")
+        c.inference = ConfigDict(
+            {
+                "name": "sgm_joint",
+                "kwargs": {
+                    "fusion": "soft",  # "hard" = JIH
+                    "fusion_alpha": "refined",  # "coarse" = the "-c" variants
+                    "ji_trimap": "hard",  # one-hot argmax (our choice); "soft" = P
+                    "seg_erosion": 20,
+                    "seg_blur": 31,
+                    "mask_threshold": 0.5,
+                    "multiple": 32,
+                },
+                "runs": {"trimap_net": {"config": net_t, "workdir": ""}},
+            }
+        )
+        # Trimap-free results (†) are computed on the whole image (sgm.md §5).
+        c.eval.metrics = ("sad_whole", "mse_whole")
+        c.eval.headline = ("sad_whole", "mse_whole")
+        c.predict = ConfigDict({"image": "", "mask": "", "out_dir": ""})
+        # Evaluation gives Net-T the soft segmentation of a random erosion trimap (training ops).
+        c.data.pp_eval = (
+            "gca_erode(key='trimap_rand')|sgm_softseg(src='trimap_rand')|"
+            "normalize(('image',))|trimap_to_label(('trimap',))"
         )
     return c

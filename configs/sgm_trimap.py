@@ -143,7 +143,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
             aspp_features=16,
             shortcut_features=8,
         )
-        c.data.update(batch_size=2, crop_size=32, recipe_kwargs={"sides": (32, 48)})
+        c.data.update(batch_size=8, crop_size=32, recipe_kwargs={"sides": (32, 48)})
         c.data.synthetic.update(size=48, num_train=8, num_eval=2)
         c.optim.schedule.update(total_steps=6)
         c.train.update(

@@ -100,7 +100,9 @@ def predict_files(
     predicted alpha, ``foreground.multilevel``), saved with ``multilevel.to_uint8``'s rule.
     """
     pairs = pair_inputs(config.predict, keys)
-    spec = config.data.get("pp_eval", "") if "data" in config else ""
+    # User files hold no ground truth: the final encoding ops of every recipe, unless the config
+    # names its own (``data.pp_predict``): ``pp_eval`` may need alpha (SGM soft segmentation).
+    spec = config.data.get("pp_predict", "") if "data" in config else ""
     spec = spec or apply_lib.DEFAULT_PP_EVAL
     loaded = [(stem, read_inputs(entry)) for stem, entry in pairs]  # every input checked first
     out_dir.mkdir(parents=True, exist_ok=True)

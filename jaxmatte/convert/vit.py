@@ -106,7 +106,8 @@ def vitmatte_shapes(in_channels: int) -> Dict[Path, Tuple[int, ...]]:
     image = jnp.zeros((1, SHAPE_PROBE, SHAPE_PROBE, 3))
     trimap = jnp.zeros((1, SHAPE_PROBE, SHAPE_PROBE, 1))
     net = ViTMatte(in_channels=in_channels)
-    tree = jax.eval_shape(net.init, jax.random.PRNGKey(0), image, trimap)
+    batch = {"image": image, "trimap": trimap}  # the model reads the keys it declares
+    tree = jax.eval_shape(net.init, jax.random.PRNGKey(0), batch)
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {tuple(k.key for k in p): tuple(v.shape) for p, v in flat}
 

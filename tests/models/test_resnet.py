@@ -10,7 +10,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxmatte import conventions
 from jaxmatte.models import resnet
-from jaxmatte.registry import MODELS
+from jaxmatte.registry import BACKBONES
 
 
 def test_stage_plan_matches_torchvision_dilation_and_sgm_multi_grid():
@@ -36,7 +36,7 @@ def test_stage_plan_matches_torchvision_dilation_and_sgm_multi_grid():
 )
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
 def test_feature_shapes(name, expansion, in_channels, output_stride):
-    model = MODELS.get(name)(in_channels=in_channels, output_stride=output_stride)
+    model = BACKBONES.get(name)(in_channels=in_channels, output_stride=output_stride)
     x = jnp.zeros((2, 64, 96, in_channels))
     feats = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), x)[0])
     assert feats["stem"].shape == (2, 32, 48, 64)

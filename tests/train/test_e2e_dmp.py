@@ -13,4 +13,4 @@ def test_train_eval_predict_resume(tmp_path):
 
 
 def test_sharded_step_equals_single_device(tmp_path):
-    paper_e2e.sharded_equals_single(CONFIG, tmp_path)
+    paper_e2e.sharded_equals_single(CONFIG, tmp_path, rtol=1e-4)  # CG sums reorder over devices

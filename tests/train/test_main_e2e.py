@@ -18,6 +18,7 @@ MAIN = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/ddc.py
 
 def _env(tmp_path, devices=8):
     env = dict(os.environ, JAXMATTE_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax_cache")  # shared by a test's runs
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return env
 
