@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import re
 import sys
@@ -19,6 +18,7 @@ from typing import Any, Iterator
 import tensorflow as tf
 import tqdm
 
+from jaxmatte import atomic, cli
 from jaxmatte.data import layouts, records
 from jaxmatte.data.layouts_base import SplitSource
 
@@ -125,17 +125,19 @@ def build(
     """
     if encoding not in records.ENCODINGS:
         raise ValueError(f"encoding must be one of {records.ENCODINGS}, got {encoding!r}")
-    out_dir = pathlib.Path(out)
+    if not pathlib.Path(src).is_dir():
+        raise FileNotFoundError(f"--src {src}: no such folder")
+    out_dir = atomic.check_folder(out)
+    # Every split is opened (folders found, files paired) before anything is written.
+    sources = {
+        split: layouts.open_split(layout, src, split, trimaps=trimaps, seed=seed, **(options or {}))
+        for split in splits or layouts.LAYOUTS[layout].splits
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"layout": layout, "src": str(src), "encoding": encoding, "splits": {}}
-    for split in splits or layouts.LAYOUTS[layout].splits:
-        source = layouts.open_split(
-            layout, src, split, trimaps=trimaps, seed=seed, **(options or {})
-        )
+    for split, source in sources.items():
         report["splits"][split] = build_split(source, out_dir, per_shard, progress, encoding)
-    tmp = out_dir / "build_report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out_dir / "build_report.json")
+    atomic.write_text(out_dir / "build_report.json", json.dumps(report, indent=1))
     return report
 
 
@@ -176,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--examples-per-shard", type=int, default=EXAMPLES_PER_SHARD)
     p.add_argument("--no-progress", action="store_true")
+    cli.add_verbosity(p)
     args = p.parse_args(argv)
     bad = [o for o in args.opt if "=" not in o]
     if bad:
@@ -198,4 +201,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

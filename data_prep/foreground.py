@@ -15,10 +15,10 @@ import os
 import pathlib
 import sys
 
-import cv2
 import numpy as np
 import tqdm
 
+from jaxmatte import cli, images_out
 from jaxmatte import conventions as cv
 from jaxmatte.data import images
 from jaxmatte.data.layouts_base import LayoutError, Skipped, pair_by_stem
@@ -53,9 +53,11 @@ def run(
 ) -> tuple[list[str], list[Skipped]]:
     """Re-estimates every pair without an output yet; returns (written stems, skipped)."""
     src = pathlib.Path(src)
+    if not src.is_dir():
+        raise FileNotFoundError(f"--src {src}: no such folder")
+    entries, skipped, _ = pair_by_stem(src, "train", ("fg", fg_dir), {"alpha": alpha_dir}, {})
     out = src / out_dir
     out.mkdir(parents=True, exist_ok=True)
-    entries, skipped, _ = pair_by_stem(src, "train", ("fg", fg_dir), {"alpha": alpha_dir}, {})
     todo = [e for e in entries if not (out / f"{e.name}.png").exists()]
     written = []
     for e in tqdm.tqdm(todo, desc="kappa_fg", unit="img", file=sys.stderr, disable=not progress):
@@ -64,10 +66,7 @@ def run(
         except (images.ImageError, LayoutError) as err:
             skipped.append(Skipped("train", getattr(err, "path", e.name), str(err)))
             continue
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(fg, cv2.COLOR_RGB2BGR))
-        tmp = out / f".{e.name}.png.tmp"
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, out / f"{e.name}.png")
+        images_out.write_png(out / f"{e.name}.png", fg)
         written.append(e.name)
     return written, skipped
 
@@ -82,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kappa", type=float, default=cv.FG_KAPPA)
     p.add_argument("--iters", type=int, default=cv.FG_FINEST_ITERS, help="sweeps at full size")
     p.add_argument("--no-progress", action="store_true")
+    cli.add_verbosity(p)
     a = p.parse_args(argv)
     written, skipped = run(
         a.src, a.fg_dir, a.alpha_dir, a.out_dir, a.levels, a.kappa, a.iters, not a.no_progress
@@ -93,4 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -15,3 +15,8 @@ if "concurrency_optimized" not in _flags:
     _os.environ["XLA_FLAGS"] = (
         _flags + " --xla_cpu_enable_concurrency_optimized_scheduler=false"
     ).strip()
+
+# TensorFlow (tf.data only) stays quiet unless asked, and without oneDNN's reordered float ops, so
+# every command (training, data_prep) runs the same preprocessing numerics.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

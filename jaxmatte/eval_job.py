@@ -18,8 +18,8 @@ from typing import Any, Callable
 import numpy as np
 from ml_collections import ConfigDict
 
+from jaxmatte import atomic, images_out
 from jaxmatte import conventions as cv
-from jaxmatte import images_out
 from jaxmatte.data import pipeline
 from jaxmatte.inference import apply as apply_lib
 from jaxmatte.metrics import evaluator
@@ -114,7 +114,7 @@ def evaluate(
             base = json.loads(cache.read_text())
         else:
             base = baselines(config, targets, trimaps, names)
-            evaluator._atomic_write(cache, lambda f: f.write(json.dumps(base, indent=2)))
+            atomic.write_text(cache, json.dumps(base, indent=2))
         summary = dict(summary, baselines=base, nonfinite_images=len(bad))
     summary = dict(summary, num_images=len(names), quantize=config.eval.quantize, kind=kind)
     evaluator.write_results(rows, summary, str(out))
@@ -137,9 +137,7 @@ def publish(step_dir: str | os.PathLike, eval_dir: str | os.PathLike) -> dict[st
     baseline = dst / "step_0" / "metrics.json"
     if baseline.exists() and src.name != "step_0":
         summary["untrained"] = json.loads(baseline.read_text())
-    tmp = dst / "metrics.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, dst / "metrics.json")
+    atomic.write_text(dst / "metrics.json", json.dumps(summary, indent=2))
     shutil.copyfile(src / "per_image.csv", dst / "per_image.csv")
     shutil.rmtree(dst / "preds", ignore_errors=True)
     shutil.copytree(src / "preds", dst / "preds")

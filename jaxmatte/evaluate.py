@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Iterator, Sequence
 
+from jaxmatte import cli
 from jaxmatte.metrics import catalog, evaluator, reading
 from jaxmatte.metrics.reading import EvaluationInputError
 
@@ -120,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="move trimap values other than 0/128/255 to the nearest code instead of failing",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_verbosity(parser)
     args = parser.parse_args(argv)
     try:
         catalog.parse_names(args.metrics)
@@ -142,4 +144,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -12,11 +12,13 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from jaxmatte import cli  # noqa: E402
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/ddc.py:quick", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, events, eval, predict.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "Job to run.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "export"], "Job to run.")
 _COORD = flags.DEFINE_string("coordinator_address", "", "host:port of process 0 (multi-host).")
 _NPROC = flags.DEFINE_integer("num_processes", 0, "Number of processes (multi-host).")
 _PID = flags.DEFINE_integer("process_id", -1, "This process's index (multi-host).")
@@ -34,10 +36,9 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)  # library INFO chatter off; progress is printed
     import jax
 
-    from jaxmatte import sharding
-    from jaxmatte.data import pipeline
+    from jaxmatte import runtime, sharding
 
-    pipeline.hide_gpus_from_tf()
+    runtime.setup(_CONFIG.value)  # persistent compilation cache; TF kept off GPUs if it loads
     sharding.maybe_initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
 
     config = _CONFIG.value
@@ -48,28 +49,46 @@ def main(argv: list[str]) -> None:
 
 
 def _run_mode(config) -> None:
-    from jaxmatte import config_lib, eval_job, predict, train
+    from jaxmatte import config_lib
 
     config_lib.validate_model(config)
+    # Each mode imports only its own job: predict and export need no tf.data pipeline.
     if _MODE.value == "train":
+        from jaxmatte import train
+
         train.train_and_evaluate(config, _WORKDIR.value)
     elif _MODE.value == "eval":
+        from jaxmatte import eval_job
+
         eval_job.run(config, _WORKDIR.value)
+    elif _MODE.value == "export":
+        from jaxmatte import export_job
+
+        export_job.run(config, _WORKDIR.value)
     else:
+        from jaxmatte import predict
+
         predict.run(config, _WORKDIR.value)
 
 
-def _show_traceback() -> bool:
-    """``--verbosity=1`` (or more) or ``JAXMATTE_TRACEBACK=1`` shows tracebacks for debugging."""
-    if os.environ.get("JAXMATTE_TRACEBACK", "") not in ("", "0"):
-        return True
-    for a in sys.argv[1:]:
-        if a.startswith(("--verbosity=", "-v=")):
-            try:
-                return int(a.split("=", 1)[1]) >= 1
-            except ValueError:
-                return False
-    return False
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing with a failure as one line (ml_collections embeds the config's traceback).
+
+    Raises:
+      ValueError: the last line of the failure (``configs/x.py: unknown variant 'y'; known: ...``).
+    """
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        if cli.show_traceback():
+            raise
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        last = lines[-1] if lines else type(e).__name__
+        # "ValueError: configs/dmp.py: unknown variant ..." -> the message after the type.
+        head, sep, rest = last.partition(": ")
+        is_type = sep and head.isidentifier() and head.endswith(("Error", "Exception"))
+        msg = rest if is_type else last
+        raise ValueError(msg) from None
 
 
 def run() -> None:
@@ -81,21 +100,19 @@ def run() -> None:
         if spec is not None and not os.path.isfile(spec.partition(":")[0]):
             sys.exit(f"error: --config {spec}: no such config file")
     try:
-        app.run(main)
+        app.run(main, flags_parser=_parse_flags)
     except SystemExit:
         raise
     except KeyboardInterrupt:
         sys.exit("error: interrupted; training resumes from its last checkpoint when run again")
     except Exception as e:  # noqa: BLE001 - the user sees one line; --verbosity=1 shows it all
-        if _show_traceback():
+        if cli.show_traceback():
             raise
         if isinstance(e, AttributeError) and not _parsed:
             # ml_collections reports an unknown override key as an AttributeError while parsing.
             keys = [a.split("=")[0] for a in sys.argv[1:] if a.startswith("--config.")]
-            sys.exit(f"error: bad config override among {', '.join(keys)}: {e}")
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        kind = "" if isinstance(e, (ValueError, OSError, RuntimeError)) else f"{type(e).__name__}: "
-        sys.exit(f"error: {kind}{msg} (--verbosity=1 shows the traceback)")
+            sys.exit(f"error: {', '.join(keys)}: no such config key among these ({e})")
+        sys.exit(f"{cli.error_line(e)} (--verbosity=1 shows the traceback)")
 
 
 if __name__ == "__main__":

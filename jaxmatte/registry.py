@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
+_IMPORT_LOCK = threading.RLock()  # re-entrant: a module's import may look up another registry
 
 
 class Registry:
@@ -32,12 +34,17 @@ class Registry:
         return deco
 
     def _import_all(self) -> None:
+        # Locked, and marked done only once every module is imported: a reader thread (predict's
+        # background I/O) must never see a half-filled registry.
         if self._imported or self.package is None:
             return
-        self._imported = True
-        pkg = importlib.import_module(self.package)
-        for info in pkgutil.walk_packages(pkg.__path__, prefix=self.package + "."):
-            importlib.import_module(info.name)
+        with _IMPORT_LOCK:
+            if self._imported:
+                return
+            pkg = importlib.import_module(self.package)
+            for info in pkgutil.walk_packages(pkg.__path__, prefix=self.package + "."):
+                importlib.import_module(info.name)
+            self._imported = True
 
     def names(self) -> list[str]:
         self._import_all()

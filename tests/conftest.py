@@ -2,11 +2,15 @@
 
 import os
 import pathlib
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests never write the user's compilation cache (~/.cache/jaxmatte/jax, jaxmatte/runtime.py):
+# one folder per test session, inherited by the commands tests spawn unless a test names its own.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxmatte-test-jax-"))
 
 import pytest  # noqa: E402
 

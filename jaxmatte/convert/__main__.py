@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import pathlib
 import sys
 
+from jaxmatte import atomic, cli
 from jaxmatte.convert import io
 from jaxmatte.registry import CONVERTERS
 
@@ -34,23 +36,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-channels", type=int, default=None, help="input channels (3/4/6)")
     parser.add_argument("--widen", default=None, help="first-layer widening: zero | copy")
     parser.add_argument("--list", action="store_true", help="list converter names and exit")
+    cli.add_verbosity(parser)
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(CONVERTERS.names()))
         return 0
     if not (args.arch and args.src and args.out):
         parser.error("--arch, --src and --out are required")
+    if args.arch not in CONVERTERS:
+        raise ValueError(
+            f"--arch {args.arch}: unknown converter; known: {', '.join(CONVERTERS.names())}"
+        )
+    if not args.src.is_file():
+        raise FileNotFoundError(f"--src {args.src}: no such file")
+    atomic.check_folder(args.out)
     convert = CONVERTERS.get(args.arch)
     kwargs = {}
     if args.in_channels is not None:
         kwargs["in_channels"] = args.in_channels
     if args.widen is not None:
         kwargs["widen"] = args.widen
+    accepted = inspect.signature(convert).parameters
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    for key in kwargs:
+        if key not in accepted and not open_ended:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{flag}: converter {args.arch} takes no such option")
     state_dict = io.load_state_dict(args.src)
     try:
         variables = convert(state_dict, **kwargs)
     except ValueError as e:  # ConversionError lists every offending key.
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {args.src}: {e}", file=sys.stderr)
         return 1
     meta = {
         "arch": args.arch,
@@ -65,4 +81,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any, Mapping
 
 import numpy as np
+
+from jaxmatte import atomic
 
 VARIABLES_FILE = "variables.npz"
 META_FILE = "meta.json"
@@ -18,6 +19,20 @@ STATE_DICT_CONTAINERS = ("state_dict", "model", "model_state_dict")
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads a PyTorch-style state dict as numpy arrays (``_read_state_dict``).
+
+    Raises:
+        ValueError: naming the file, when it cannot be read (truncated, not a checkpoint).
+    """
+    try:
+        return _read_state_dict(path)
+    except (ValueError, ImportError):
+        raise
+    except Exception as e:  # noqa: BLE001 - torch/safetensors/zip raise many kinds for bad files
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+
+
+def _read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Reads a PyTorch-style state dict as numpy arrays.
 
     Args:
@@ -57,7 +72,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                     v = v.float()
                 out[k] = v.detach().cpu().numpy()
         return out
-    raise ValueError(f"unsupported checkpoint format {suffix!r}: use .safetensors, .npz or .pth")
+    raise ValueError(
+        f"{path}: unsupported checkpoint format {suffix!r}; use .safetensors, .npz or .pth"
+    )
 
 
 def flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -82,17 +99,6 @@ def unflatten(flat: Mapping[tuple[str, ...], Any]) -> dict:
     return tree
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def save_variables(variables: Mapping[str, Any], out_dir: str | os.PathLike, meta: dict) -> None:
     """Writes `out_dir/variables.npz` ('/'-joined keys) then `out_dir/meta.json`, each atomically.
 
@@ -108,9 +114,9 @@ def save_variables(variables: Mapping[str, Any], out_dir: str | os.PathLike, met
     if bad:
         raise ValueError(f"variable names must be non-empty and free of {KEY_SEP!r}: {bad}")
     arrays = {KEY_SEP.join(p): np.asarray(v) for p, v in flat.items()}
-    _atomic_write(out / VARIABLES_FILE, lambda f: np.savez(f, **arrays))
+    atomic.write(out / VARIABLES_FILE, lambda f: np.savez(f, **arrays))
     text = json.dumps(meta, indent=2, sort_keys=True).encode()
-    _atomic_write(out / META_FILE, lambda f: f.write(text))
+    atomic.write_bytes(out / META_FILE, text)
 
 
 def load_variables(in_dir: str | os.PathLike) -> tuple[dict, dict]:

@@ -30,6 +30,7 @@ from jaxmatte import conventions as cv
 
 KINDS = ("rgb", "alpha", "trimap")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_SIZE_BYTES = (16, 20)  # IHDR: width and height, big-endian uint32, after magic + len + type
 _PNG_DEPTH_BYTE = 24  # IHDR: 8 magic + 4 length + 4 type + 4 width + 4 height, then bit depth
 _UINT16_MAX = 65535
 
@@ -55,7 +56,14 @@ def _decode(data: bytes, name: str) -> np.ndarray:
         data[:8] == _PNG_MAGIC and len(data) > _PNG_DEPTH_BYTE and data[_PNG_DEPTH_BYTE] == 16
     )
     if is_png16:  # Pillow reduces 16-bit colour PNGs to 8 bits by dropping the low byte.
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        w, h = (int.from_bytes(data[i : i + 4], "big") for i in _PNG_SIZE_BYTES)
+        limit = 2 * Image.MAX_IMAGE_PIXELS  # Pillow's DecompressionBombError size, both decoders
+        if w * h > limit:
+            raise ImageError(name, f"declares {w}x{h} pixels, over the {limit} read at most")
+        try:
+            arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as e:
+            raise ImageError(name, f"unreadable 16-bit PNG ({str(e).strip()})") from e
         if arr is None:
             raise ImageError(name, "unreadable 16-bit PNG")
         if arr.ndim == 3:
@@ -79,6 +87,9 @@ def _decode(data: bytes, name: str) -> np.ndarray:
             arr = np.array(im)
     except ImageError:
         raise
+    except Image.UnidentifiedImageError as e:
+        what = "an empty file" if not data else "not an image, or its header is cut off"
+        raise ImageError(name, f"unreadable image: {what}") from e
     except Exception as e:  # Pillow raises many types (OSError, SyntaxError, ...)
         raise ImageError(name, f"unreadable image ({type(e).__name__}: {e})") from e
     if arr.dtype != np.uint8:  # Pillow's "I" / "I;16*" grey modes

@@ -234,7 +234,9 @@ def with_options(folders: Any, options: Mapping[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(folders)}
     unknown = sorted(set(options) - set(fields))
     if unknown:
-        raise ValueError(f"unknown layout option(s) {unknown}; known: {sorted(fields)}")
+        raise ValueError(
+            f"--opt {', '.join(unknown)}: unknown layout option; known: {', '.join(sorted(fields))}"
+        )
     return dataclasses.replace(
         folders, **{k: type(getattr(folders, k))(v) for k, v in options.items()}
     )

@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from jaxmatte import atomic
+
 IMAGE_KEYS = ("image", "alpha", "trimap", "fg", "bg")
 # How ``serialize`` stores arrays: "png" (lossless, compact) or "raw" (samples; JPEG bytes given
 # as such stay JPEG under both). Trimaps stay PNG under "raw": they compress ~66x and decode fast.
@@ -163,9 +165,7 @@ def write_split(
         "encoding": encoding,
         "names": names,
     }
-    tmp = out / f"{split}.json.tmp"
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, out / f"{split}.json")
+    atomic.write_text(out / f"{split}.json", json.dumps(info))
     return info
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 
+from jaxmatte import atomic
 from jaxmatte.data import records, synthetic
 
 
@@ -33,7 +34,5 @@ def prepare(
         gen = (synthetic.make_example(seed, offset + i, spec) for i in range(count))
         records.write_split(gen, out, split, count, progress=progress)
         offset += count
-    tmp = out / "synthetic.json.tmp"
-    tmp.write_text(json.dumps(stamp))
-    os.replace(tmp, stamp_file)
+    atomic.write_text(stamp_file, json.dumps(stamp))
     return out

@@ -7,11 +7,11 @@ import json
 import math
 import os
 import pathlib
-import tempfile
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from jaxmatte import atomic
 from jaxmatte.conventions import (
     LABEL_BG,
     LABEL_FG,
@@ -128,18 +128,6 @@ def summarize(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[s
     return {n: float(np.mean([r[n] for r in rows])) if rows else math.nan for n in names}
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_results(
     rows: Sequence[Mapping[str, Any]],
     summary: Mapping[str, Any],
@@ -154,7 +142,7 @@ def write_results(
     out = pathlib.Path(out_dir)
     names = [k for k in rows[0] if k != "image"] if rows else []
     write_files(rows, names, out / csv_name)
-    _atomic_write(out / json_name, lambda f: f.write(json.dumps(dict(summary), indent=2) + "\n"))
+    atomic.write_text(out / json_name, json.dumps(dict(summary), indent=2) + "\n")
 
 
 def write_files(
@@ -186,11 +174,9 @@ def write_files(
             for r in rows:
                 w.writerow([r["image"], *(repr(float(r[n])) for n in names)])
 
-        _atomic_write(pathlib.Path(csv_path), write_csv)
+        atomic.write(csv_path, write_csv, binary=False)
     if json_path is not None:
-        _atomic_write(
-            pathlib.Path(json_path), lambda f: f.write(json.dumps(summary, indent=2) + "\n")
-        )
+        atomic.write_text(json_path, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -65,12 +65,15 @@ def snap_trimap(trimap: np.ndarray) -> np.ndarray:
     return codes[order][np.argmin(dist[..., order], axis=-1)].astype(np.uint8)
 
 
-def read_trimap(path: str | pathlib.Path, snap: bool = False) -> np.ndarray:
+def read_trimap(
+    path: str | pathlib.Path, snap: bool = False, snap_flag: str = "--snap-trimap"
+) -> np.ndarray:
     """Reads a trimap and checks that it holds only 0 / 128 / 255.
 
     Args:
       path: image file (grey, palette or RGB; 8 or 16 bit).
       snap: move other values to the nearest code instead of refusing the file.
+      snap_flag: how the calling command spells ``snap`` (named in the error).
 
     Returns:
       [H, W] uint8 with values in {0, 128, 255}.
@@ -86,7 +89,7 @@ def read_trimap(path: str | pathlib.Path, snap: bool = False) -> np.ndarray:
         values = np.unique(np.asarray(tri)[bad])[:8]
         raise EvaluationInputError(
             f"{path}: trimap values other than 0/128/255 ({bad.sum()} pixels, e.g. "
-            f"{', '.join(f'{v:g}' for v in values)}); pass --snap-trimap to move them to the "
+            f"{', '.join(f'{v:g}' for v in values)}); pass {snap_flag} to move them to the "
             "nearest code"
         )
     return tri.astype(np.uint8)
