@@ -128,7 +128,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
             "step": -1,
         }
     )
-    c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": ""})
+    c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": "", "foreground": False})
+    c.predict.update(batch_size=1, overwrite=False, skip_bad=False, snap_trimap=False)
     c.init = ConfigDict({"weights": "", "prefix": ""})
 
     if arg == "quick":

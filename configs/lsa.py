@@ -147,6 +147,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     )
     # predict also writes <stem>_fg.png: LSA Alg. 2 on the photo under the predicted alpha.
     c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": "", "foreground": True})
+    c.predict.update(batch_size=1, overwrite=False, skip_bad=False, snap_trimap=False)
     # ImageNet ResNet-50-D (mmcls or timm via jaxmatte.convert; trimap input channel zero).
     c.init = ConfigDict({"weights": "", "prefix": "encoder"})
 

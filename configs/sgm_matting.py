@@ -129,7 +129,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
             "step": -1,
         }
     )
-    c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": ""})
+    c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": "", "foreground": False})
+    c.predict.update(batch_size=1, overwrite=False, skip_bad=False, snap_trimap=False)
     c.init = ConfigDict({"weights": "", "prefix": ""})
 
     if arg == "quick":
@@ -175,7 +176,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
         # Trimap-free results (†) are computed on the whole image (sgm.md §5).
         c.eval.metrics = ("sad_whole", "mse_whole")
         c.eval.headline = ("sad_whole", "mse_whole")
-        c.predict = ConfigDict({"image": "", "mask": "", "out_dir": ""})
+        c.predict = ConfigDict({"image": "", "mask": "", "out_dir": "", "foreground": False})
+        c.predict.update(batch_size=1, overwrite=False, skip_bad=False, snap_trimap=False)
         # Evaluation gives Net-T the soft segmentation of a random erosion trimap (training ops).
         c.data.pp_eval = (
             "gca_erode(key='trimap_rand')|sgm_softseg(src='trimap_rand')|"

@@ -118,6 +118,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
         }
     )
     c.predict = ConfigDict({"image": "", "mask": "", "out_dir": ""})  # coarse masks, no trimap
+    c.predict.update(batch_size=1, overwrite=False, skip_bad=False, snap_trimap=False)
     c.init = ConfigDict({"weights": "", "prefix": ""})
 
     if arg == "quick":
