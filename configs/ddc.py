@@ -2,14 +2,16 @@
 
 Variants: no arg = the paper recipe (AM-2K, 512 crops, global batch 32, 5625 steps);
 ``:quick`` = the README run on the built-in synthetic set (< 10 min on a 2-core CPU);
-``:tiny`` = a few-second configuration for tests.
+``:tiny`` = a few-second configuration for tests; ``:bf16`` = the model in bfloat16;
+``:tiled`` = predict/eval over overlapping tiles within a memory budget. Combine with commas,
+e.g. ``:tiny,tiled``.
 """
 
 from ml_collections import ConfigDict
 
 from jaxmatte import optim
 
-KNOWN_VARIANTS = ("quick", "tiny", "bf16")
+KNOWN_VARIANTS = ("quick", "tiny", "bf16", "tiled")
 
 
 def optim_config() -> ConfigDict:
@@ -127,43 +129,63 @@ def get_config(arg: str | None = None) -> ConfigDict:
             "step": -1,
         }
     )
-    c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": ""})
+    c.predict = ConfigDict({"image": "", "trimap": "", "out_dir": "", "foreground": False})
+    c.predict.update(batch_size=1, overwrite=False, skip_bad=False, snap_trimap=False)
     # Converted weights (a `jaxmatte.convert` folder) merged at `prefix` of a fresh model.
     c.init = ConfigDict({"weights": "", "prefix": ""})
 
-    if arg == "quick":
-        c.data.update(batch_size=8, crop_size=128)
-        c.data.synthetic.update(size=160, num_train=256, num_eval=8)
-        c.train.update(num_steps=200, log_every=20, checkpoint_every=50, image_every=50)
-        c.optim.schedule.update(warmup_steps=20, milestones=(140, 180))
-    elif arg == "tiny":
-        c.model.kwargs.update(
-            dim=32,
-            depth=2,
-            num_heads=2,
-            window_blocks=(0,),
-            residual_blocks=(1,),
-            convstream_out=(4, 8, 16),
-            fusion_out=(16, 8, 8, 8),
-            head_mid=4,
-        )
-        c.data.update(batch_size=8, crop_size=32)
-        c.data.synthetic.update(size=48, num_train=16, num_eval=2)
-        c.train.update(
-            num_steps=6,
-            log_every=2,
-            checkpoint_every=2,
-            image_every=3,
-            num_images=2,
-            eval_at_start=False,
-        )
-        c.optim.update(num_layers=2)
-        c.optim.schedule.update(warmup_steps=2, milestones=(4, 5))
-        c.eval.metrics = ("sad", "mse", "sad_whole", "mad_whole")
-    elif arg == "bf16":
-        c.model.dtype = "bfloat16"
-    elif arg:
+    parts = [p for p in (arg or "").split(",") if p]
+    unknown = [p for p in parts if p not in KNOWN_VARIANTS]
+    if unknown:
         raise ValueError(
-            f"configs/ddc.py: unknown variant {arg!r}; known: {', '.join(KNOWN_VARIANTS)} or none"
+            f"configs/ddc.py: unknown variant {unknown[0]!r}; known: {', '.join(KNOWN_VARIANTS)} "
+            "or none, comma-separated to combine (e.g. tiny,tiled)"
         )
+    for part in parts:
+        if part == "quick":
+            c.data.update(batch_size=8, crop_size=128)
+            c.data.synthetic.update(size=160, num_train=256, num_eval=8)
+            c.train.update(num_steps=200, log_every=20, checkpoint_every=50, image_every=50)
+            c.optim.schedule.update(warmup_steps=20, milestones=(140, 180))
+        elif part == "tiny":
+            c.model.kwargs.update(
+                dim=32,
+                depth=2,
+                num_heads=2,
+                window_blocks=(0,),
+                residual_blocks=(1,),
+                convstream_out=(4, 8, 16),
+                fusion_out=(16, 8, 8, 8),
+                head_mid=4,
+            )
+            c.data.update(batch_size=8, crop_size=32)
+            c.data.synthetic.update(size=48, num_train=16, num_eval=2)
+            c.train.update(
+                num_steps=6,
+                log_every=2,
+                checkpoint_every=2,
+                image_every=3,
+                num_images=2,
+                eval_at_start=False,
+            )
+            c.optim.update(num_layers=2)
+            c.optim.schedule.update(warmup_steps=2, milestones=(4, 5))
+            c.eval.metrics = ("sad", "mse", "sad_whole", "mad_whole")
+        elif part == "bf16":
+            c.model.dtype = "bfloat16"
+        elif part == "tiled":
+            # Whole images of any size: overlapping tiles, the largest that fits 2 GB of XLA buffers
+            # (jaxmatte/inference/tiled.py; global attention then sees one tile).
+            c.inference = ConfigDict(
+                {
+                    "name": "tiled",
+                    "kwargs": {
+                        "tile": 0,
+                        "overlap": 64,
+                        "memory_budget_mb": 2048.0,
+                        "multiple": 32,
+                    },
+                    "runs": {},
+                }
+            )
     return c

@@ -111,6 +111,22 @@ def test_eval_and_predict_modes(trained, tmp_path):
     a = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
     b = cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED)
     assert a.shape == (37, 50) and b.shape == (64, 29)
+    # the README's tiled form (configs/ddc.py:tiled), here on the tiny model: tiles within a budget
+    tiled = tmp_path / "tiled"
+    cmd = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/ddc.py:tiny,tiled"]
+    args = ["--workdir", str(run), "--mode", "predict", f"--config.predict.image={folder}"]
+    r = subprocess.run(
+        cmd + args + [f"--config.predict.out_dir={tiled}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for name, img in {"a": a, "b": b}.items():
+        t = cv2.imread(str(tiled / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        assert t.shape == img.shape and t.dtype == np.uint8
 
 
 def test_sigkill_then_resume_is_bitwise_exact(trained, tmp_path):
