@@ -24,11 +24,15 @@ def padded_size(h: int, w: int, multiple: int, mode: str = "vitmatte_quirk") -> 
     """
     if mode not in PAD_MODES:
         raise ValueError(f"unknown pad mode {mode!r}; known: {', '.join(PAD_MODES)}")
+    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     if mode == "minimal":
-        return -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    if h % multiple == 0 and w % multiple == 0:
-        return h, w
-    return h + multiple - h % multiple, w + multiple - w % multiple
+        return ph, pw
+    # The quirk differs from "minimal" only for a side that is a multiple while the other is not:
+    # it grows by one more multiple. Branch-free, so it also holds for symbolic sides (jax.export
+    # proves the sizes >= the input and divisible by `multiple`). off = 0 iff side is a multiple.
+    off_h = (h % multiple + multiple - 1) // multiple
+    off_w = (w % multiple + multiple - 1) // multiple
+    return ph + multiple * ((off_w - off_h + 1) // 2), pw + multiple * ((off_h - off_w + 1) // 2)
 
 
 def pad_to_multiple(
@@ -37,7 +41,7 @@ def pad_to_multiple(
     """Pads `x` at the bottom and right with a constant so its sides are multiples of `multiple`.
 
     Args:
-      x: [B, H, W, C] (static shape; works under jit).
+      x: [B, H, W, C] (static or symbolic H, W: works under jit and jax.export).
       multiple: required divisor of the padded sides (32 for ViTMatte).
       mode: "vitmatte_quirk" or "minimal", see `padded_size`.
       value: the fill value (0 = zero in the normalised input space, as ViTMatte does).
@@ -45,9 +49,9 @@ def pad_to_multiple(
     Returns:
       (padded [B, H', W', C], (H, W)) where (H, W) is the original size for `crop_to`.
     """
-    h, w = int(x.shape[1]), int(x.shape[2])
+    h, w = x.shape[1], x.shape[2]
     ph, pw = padded_size(h, w, multiple, mode)
-    if (ph, pw) == (h, w):
+    if (ph, pw) == (h, w):  # symbolic sides never compare equal: pad by a symbolic width
         return x, (h, w)
     widths = ((0, 0), (0, ph - h), (0, pw - w)) + ((0, 0),) * (x.ndim - 3)
     return jnp.pad(x, widths, constant_values=value), (h, w)
