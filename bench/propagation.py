@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import time
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmatte import conventions
+from jaxmatte.propagation import buckets
 from jaxmatte.propagation.closed_form import closed_form_matting
 from jaxmatte.propagation.laplacian import grid_laplacian
 from jaxmatte.propagation.solve import propagate
@@ -37,15 +39,29 @@ def timed(fn, *args, repeats: int = 1):
     return out, best
 
 
-# label -> (dtype, closed_form_matting kwargs). All use pymatting's formulation: hard constraints,
-# eps 1e-7; Jacobi runs on the active 8 x 8 tiles unless "grid"; "L1" adds one coarse-to-fine level.
+# label -> (dtype, closed_form_matting kwargs, or closed_form_bucketed kwargs for BUCKETS). All
+# use pymatting's formulation: hard constraints, eps 1e-7; Jacobi runs on the active 8 x 8 tiles
+# unless "grid"; "L1" adds one coarse-to-fine level.
+BUCKETS = "f32 buckets"  # the predict path (`buckets.py`): size / slot buckets, host gathers
 VARIANTS = {
+    BUCKETS: (jnp.float32, {"size_multiple": 64, "slot_steps": 4}),
     "f32 jacobi": (jnp.float32, {}),
     "f32 jacobi L1": (jnp.float32, {"levels": 1}),
     "f32 jacobi grid": (jnp.float32, {"tiled": False}),
     "f32 mg": (jnp.float32, {"preconditioner": "multigrid"}),
     "f64 jacobi": (jnp.float64, {}),
 }
+
+
+def _time_jitted(image, trimap, dtype, kwargs, tol, maxiter, repeats):
+    """(alpha, info, best time) of jitted `closed_form_matting` after a warm-up call."""
+    with jax.enable_x64(dtype == jnp.float64):
+        args = (jnp.asarray(image[None], dtype), jnp.asarray(trimap[None], dtype))
+        fn = jax.jit(lambda i, t, kw=kwargs: closed_form_matting(
+            i, t, tol=tol, maxiter=maxiter, return_info=True, **kw))  # fmt: skip
+        timed(fn, *args)  # warm-up: compile and run once
+        (alpha, info), t_ours = timed(fn, *args, repeats=repeats)
+    return alpha, info, t_ours
 
 
 def bench_closed_form(
@@ -66,12 +82,17 @@ def bench_closed_form(
         row.append(f"{np.abs(ref - gt).sum() / 1000:.2f}")
         for label in variants:
             dtype, kwargs = VARIANTS[label]
-            with jax.enable_x64(dtype == jnp.float64):
-                args = (jnp.asarray(image[None], dtype), jnp.asarray(trimap[None], dtype))
-                fn = jax.jit(lambda i, t, kw=kwargs: closed_form_matting(
-                    i, t, tol=tol, maxiter=maxiter, return_info=True, **kw))  # fmt: skip
-                timed(fn, *args)  # warm-up: compile and run once
-                (alpha, info), t_ours = timed(fn, *args, repeats=repeats)
+            if label == BUCKETS:  # the predict path: host-side buckets, numpy in and out
+                fn = functools.partial(
+                    buckets.closed_form_bucketed, image[None].astype(np.float32),
+                    trimap[None].astype(np.float32), eps=conventions.MATTING_EPS, radius=1,
+                    tol=tol, maxiter=maxiter, return_info=True, **kwargs,
+                )  # fmt: skip
+                timed(fn)  # warm-up: compile and run once
+                (alpha, info), t_ours = timed(fn, repeats=repeats)
+            else:
+                args = (image, trimap, dtype, kwargs, tol, maxiter, repeats)
+                alpha, info, t_ours = _time_jitted(*args)
             sad = np.abs(np.asarray(alpha[0]) - gt).sum() / 1000
             conv = "" if bool(info.converged[0]) else " not converged"
             row += [f"{t_ours:.2f} ({int(info.iterations[0])}{conv})", f"{sad:.2f}"]

@@ -33,10 +33,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         }
     )
     config.x64 = False  # True: main.py traces and runs under jax.enable_x64
-    # Whole images, no padding: the solve works at any size.
+    # Host-side shape buckets (jaxmatte/propagation/buckets.py): each image is padded to a
+    # square whose side is a multiple of size_multiple, the padding in no matting window (same
+    # answer), and its active tiles are rounded up to slot_steps buckets per octave, so a few
+    # compiled programs serve every image ("pad_apply" compiles one per image size).
     config.inference = ml_collections.ConfigDict(
-        {"name": "pad_apply", "kwargs": {"multiple": 1, "mode": "minimal"}, "runs": {}}
+        {
+            "name": "closed_form_buckets",
+            "kwargs": {"size_multiple": 64, "square": True, "slot_steps": 4},
+            "runs": {},
+        }
     )
+    # Persistent XLA compilation cache in $XDG_CACHE_HOME/jaxmatte/jax (jaxmatte/runtime.py);
+    # False (or JAXMATTE_COMPILATION_CACHE=0) turns it off.
+    config.compilation_cache = True
 
     # 8-bit output: round(alpha * 255) (closed-form has no reference saving rule to copy).
     config.eval = ml_collections.ConfigDict({"quantize": "round"})
@@ -45,6 +55,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.predict.image = ""  # image file or folder
     config.predict.trimap = ""  # trimap file or folder (0/128/255 grey or palette PNGs)
     config.predict.out_dir = ""
+    config.predict.batch_size = 1  # images of one size per device call
+    config.predict.overwrite = False  # False: keep existing outputs (resume)
+    config.predict.skip_bad = False  # True: predict the good inputs, list the bad at the end
+    config.predict.snap_trimap = False  # True: move non-0/128/255 values to the nearest code
+    config.predict.foreground = False  # True: also <stem>_fg.png
 
     if arg not in (None, "") + KNOWN_VARIANTS:
         raise ValueError(

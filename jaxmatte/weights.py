@@ -57,6 +57,8 @@ def load(config: ConfigDict, workdir: str, step: int | None = None) -> tuple[Any
       ConfigError: the checkpoint's saved model config differs from ``config`` (keys named).
     """
     model = base.build_model(config)
+    if getattr(model, "parameter_free", False):  # declared: no need to trace init for shapes
+        return model, {}, 0
     abstract = abstract_variables(model, config)
     if not jax.tree.leaves(abstract):
         return model, {}, 0

@@ -91,7 +91,9 @@ class InferenceFn:
     """A jitted procedure ``fn(variables, batch) -> outputs`` and the batch keys it reads."""
 
     def __init__(self, fn: Callable, inputs: tuple[str, ...] | None):
-        self._jit = jax.jit(fn)
+        # A ``host_side`` procedure reads input values on the host (e.g. to pick shape buckets)
+        # and jits its own parts.
+        self._jit = fn if getattr(fn, "host_side", False) else jax.jit(fn)
         self.inputs = inputs
 
     def __call__(self, variables: Mapping[str, Any], batch: Mapping[str, Any]) -> dict:

@@ -46,6 +46,10 @@ class ClosedForm(nn.Module):
     dtype: str = "float32"
 
     inputs = ("image", "trimap")
+    # No variables at all: `weights.load` skips tracing init to find their shapes.
+    parameter_free = True
+    # An all-unknown trimap leaves the system without constraint: predict refuses it (named).
+    needs_known_pixels = True
 
     @nn.compact
     def __call__(self, batch: Mapping[str, Array], train: bool = False) -> dict[str, Array]:

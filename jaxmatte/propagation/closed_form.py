@@ -27,6 +27,9 @@ PRECONDITIONERS = ("jacobi", "multigrid")
 # Label thresholds on a trimap in [0, 1] (the 8-bit model-side thresholds, rescaled).
 _BG_BELOW = conventions.TRIMAP_BG_BELOW / conventions.UINT8_MAX
 _FG_FROM = conventions.TRIMAP_FG_FROM / conventions.UINT8_MAX
+# Trimap label of padding (any value < 0): outside the image, in no matting window, alpha 0. It
+# lets differently sized images share one compiled solve (`buckets.py`) with unchanged answers.
+TRIMAP_OUTSIDE = -1.0
 
 
 def trimap_constraints(trimap: Array, lam: float) -> tuple[Array, Array]:
@@ -78,7 +81,10 @@ def coarse_guess(
     h, w = trimap.shape[1:]
     if levels <= 0 or min(h, w) // 2 < 2 * kwargs.get("radius", 1) + 1:
         return None
-    image_c, trimap_c = _downsample2(lax.stop_gradient(image)), _downsample2(trimap)
+    outside = trimap < 0
+    image_c = _downsample2(lax.stop_gradient(image))
+    trimap_c = _downsample2(jnp.where(outside, conventions.LABEL_BG, trimap))
+    trimap_c = jnp.where(_downsample2(outside.astype(trimap.dtype)) > 0, TRIMAP_OUTSIDE, trimap_c)
     alpha_c = closed_form_matting(image_c, trimap_c, levels=levels - 1, clip=False, **kwargs)
     up = jax.image.resize(alpha_c, trimap.shape, method="linear")
     return lax.stop_gradient(up)
@@ -92,6 +98,89 @@ def colour_line_basis(image: Array, mask: Array) -> Array:
     """
     centred = jnp.moveaxis(image, -1, 1) - conventions.LABEL_UNKNOWN
     return mask[:, None] * jnp.concatenate([jnp.ones_like(centred[:, :1]), centred], axis=1)
+
+
+def hard_system(
+    image: Array, trimap: Array, *, eps: float, radius: int
+) -> tuple[Array, Array, Array, Array]:
+    """The hard-constraint system (M A M + I - M) x = rhs of `closed_form_matting`.
+
+    Trimap values below 0 (`TRIMAP_OUTSIDE`) mark padding: those pixels enter no matting window
+    and are held at alpha 0, so a padded image has the unpadded image's answer on its pixels.
+
+    Args:
+      image: [B, H, W, 3] RGB in [0, 1].
+      trimap: [B, H, W] labels in [0, 1], or TRIMAP_OUTSIDE.
+      eps, radius: as in `closed_form_matting`.
+
+    Returns:
+      (coeffs [B, K, H, W] stencil of A, unknown [B, H, W] 0/1 mask M, rhs [B, H, W] zero off M,
+      fixed [B, H, W] alpha of the known pixels, 0 on M).
+    """
+    _, alpha_known = trimap_constraints(trimap, 1.0)
+    unknown = ((trimap >= _BG_BELOW) & (trimap < _FG_FROM)).astype(image.dtype)
+    coeffs = matting_stencil(image, eps=eps, radius=radius, valid=trimap >= 0)
+    fixed = alpha_known.astype(coeffs.dtype) * (1.0 - unknown)
+    rhs = -unknown * stencil_matvec(coeffs, fixed)
+    return coeffs, unknown, rhs, fixed
+
+
+def _pcg_unknown(
+    coeffs: Array,
+    unknown: Array,
+    rhs: Array,
+    guess: Array,
+    matvec: Callable[[Array, Array], Array],
+    precond: Callable[[Array], Array] | None,
+    *,
+    tol: float,
+    maxiter: int,
+) -> tuple[Array, SolveInfo]:
+    """PCG on M A M + I - M in any layout `matvec(coeffs, v)` works in (grid or tiles).
+
+    precond None: Jacobi (the inverse diagonal of the masked operator).
+    """
+    if precond is None:
+        centre = jnp.take(coeffs, centre_index(coeffs), axis=-3)
+        inv_diag = 1.0 / lax.stop_gradient(unknown * centre + 1.0 - unknown)
+
+        def precond(r: Array) -> Array:
+            return inv_diag * r
+
+    def operator(v: Array) -> Array:
+        # M A M + I - M without storing its stencil (`restrict_to_unknown`): masking the vector
+        # before and after the product costs two fused multiplies.
+        return unknown * matvec(coeffs, unknown * v) + (1.0 - unknown) * v
+
+    return solve_spd(operator, rhs, precond, guess, tol=tol, maxiter=maxiter)
+
+
+def solve_on_tiles(
+    coeffs: Array,
+    unknown: Array,
+    rhs: Array,
+    guess: Array,
+    neighbours: Array,
+    *,
+    tol: float,
+    maxiter: int,
+) -> tuple[Array, SolveInfo]:
+    """Jacobi-PCG on gathered active tiles; its shapes depend on the slot count S only.
+
+    Args:
+      coeffs: [B, S, K, T, T] stencil tiles (`tiles.gather_tiles`).
+      unknown, rhs, guess: [B, S, T, T] tiles.
+      neighbours: [B, S, 9] `TileLayout.neighbours`.
+      tol, maxiter: PCG tolerance and cap.
+
+    Returns:
+      (x [B, S, T, T], SolveInfo).
+    """
+
+    def matvec(c: Array, v: Array) -> Array:
+        return tiles.neighbour_matvec(c, v, neighbours)
+
+    return _pcg_unknown(coeffs, unknown, rhs, guess, matvec, None, tol=tol, maxiter=maxiter)
 
 
 def _solve_unknown(
@@ -118,29 +207,17 @@ def _solve_unknown(
     Returns:
       (x [B, H, W], SolveInfo).
     """
+    if layout is not None:  # PCG runs on the [B, S, T, T] tiles (reshaping them costs copies)
+        gather = functools.partial(tiles.gather_tiles, layout=layout)
+        args = map(gather, (coeffs, unknown, rhs, guess))
+        x, info = solve_on_tiles(*args, layout.neighbours, tol=tol, maxiter=maxiter)
+        return tiles.scatter_tiles(x, layout), info
+    precond = None
     if basis is not None:
         precond = multigrid_preconditioner(restrict_to_unknown(coeffs, unknown), basis)
-    if layout is None:
-        matvec, to_grid = stencil_matvec, lambda v: v
-    else:  # PCG runs on the [B, S, T, T] tiles directly (reshaping them costs XLA copies)
-        gather = functools.partial(tiles.gather_tiles, layout=layout)
-        coeffs, unknown, rhs, guess = map(gather, (coeffs, unknown, rhs, guess))
-        matvec = functools.partial(tiles.tiled_stencil_matvec, layout=layout)
-        to_grid = functools.partial(tiles.scatter_tiles, layout=layout)
-    if basis is None:
-        centre = jnp.take(coeffs, centre_index(coeffs), axis=-3)
-        inv_diag = 1.0 / lax.stop_gradient(unknown * centre + 1.0 - unknown)
-
-        def precond(r: Array) -> Array:
-            return inv_diag * r
-
-    def operator(v: Array) -> Array:
-        # M A M + I - M without storing its stencil (`restrict_to_unknown`): masking the vector
-        # before and after the product costs two fused multiplies.
-        return unknown * matvec(coeffs, unknown * v) + (1.0 - unknown) * v
-
-    x, info = solve_spd(operator, rhs, precond, guess, tol=tol, maxiter=maxiter)
-    return to_grid(x), info
+    return _pcg_unknown(
+        coeffs, unknown, rhs, guess, stencil_matvec, precond, tol=tol, maxiter=maxiter
+    )
 
 
 def _solve_on_active_tiles(
@@ -149,14 +226,21 @@ def _solve_on_active_tiles(
     unknown: Array,
     rhs: Array,
     guess: Array,
+    slots: int | None = None,
 ) -> tuple[Array, SolveInfo]:
     """Runs `solve` on the active tiles in the smallest capacity that fits, else on the full grid.
 
     The capacities are the CF_TILE_SLOTS fractions of an image's CF_TILE x CF_TILE tiles; a
     `lax.switch` picks at run time the smallest that holds every image's active tiles, so shapes
     stay static under jit and a trimap with too many unknown tiles still gets the exact answer.
+    A caller that knows the active tile count on the host passes `slots` instead: one branch is
+    compiled (half the compile time), and an image with more active tiles gets NaN.
     """
     tile = conventions.CF_TILE
+    if slots is not None:
+        layout = tiles.tile_layout(unknown > 0, tile, slots)
+        x, info = solve(coeffs, unknown, rhs, guess, layout=layout)
+        return jnp.where(_bc3(layout.count > slots), jnp.nan, x), info
     th, tw = tiles.tile_grid(unknown.shape[-2:], tile)
     caps = sorted({math.ceil(f * th * tw) for f in conventions.CF_TILE_SLOTS} - {0})
     caps = [c for c in caps if c < th * tw]
@@ -173,6 +257,11 @@ def _solve_on_active_tiles(
     return lax.switch(index, branches, coeffs, unknown, rhs, guess)
 
 
+def _bc3(v: Array) -> Array:
+    """[B] -> [B, 1, 1]."""
+    return v[:, None, None]
+
+
 def closed_form_matting(
     image: Array,
     trimap: Array,
@@ -186,6 +275,7 @@ def closed_form_matting(
     preconditioner: str = "jacobi",
     levels: int = 0,
     tiled: bool = True,
+    slots: int | None = None,
     clip: bool = True,
     return_info: bool = False,
 ) -> Array | tuple[Array, SolveInfo]:
@@ -199,7 +289,8 @@ def closed_form_matting(
 
     Args:
       image: [B, H, W, 3] RGB in [0, 1].
-      trimap: [B, H, W] labels in [0, 1], see `trimap_constraints`.
+      trimap: [B, H, W] labels in [0, 1], see `trimap_constraints`; TRIMAP_OUTSIDE (< 0) marks
+        padding, which then changes no other pixel's alpha.
       eps: colour-line regulariser of the matting Laplacian.
       lam: confidence of trimap-known pixels for "soft".
       constraints: "hard" or "soft".
@@ -211,6 +302,9 @@ def closed_form_matting(
       tiled: with hard constraints, Jacobi and 2 radius <= CF_TILE, solve only on the 8 x 8
         tiles that hold unknown pixels (`tiles.py`; the same system, 2-5x less work per
         iteration on realmatte).
+      slots: with `tiled`, the tile capacity per image chosen on the host (>= the active tiles
+        of every image, `buckets.slot_bucket`; else NaN); None: chosen at run time among
+        CF_TILE_SLOTS (compiles one solve per capacity).
       clip: clip alpha to [0, 1] (pymatting does the same).
       return_info: also return the SolveInfo of the full-resolution solve.
 
@@ -226,13 +320,13 @@ def closed_form_matting(
         raise ValueError(f"constraints must be one of {CONSTRAINTS}, got {constraints!r}")
     if preconditioner not in PRECONDITIONERS:
         raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
-    confidence, alpha_known = trimap_constraints(trimap, lam)
-    coeffs = matting_stencil(image, eps=eps, radius=radius)
     x0 = coarse_guess(
         image, trimap, levels=levels, eps=eps, lam=lam, constraints=constraints, radius=radius,
         tol=tol, maxiter=maxiter, preconditioner=preconditioner,
     )  # fmt: skip
     if constraints == "soft":
+        confidence, alpha_known = trimap_constraints(trimap, lam)
+        coeffs = matting_stencil(image, eps=eps, radius=radius, valid=trimap >= 0)
         mg = preconditioner == "multigrid"
         basis = colour_line_basis(image, jnp.ones_like(trimap)) if mg else None
         alpha, info = propagate(
@@ -241,16 +335,14 @@ def closed_form_matting(
             stencil=coeffs, basis=basis, return_info=True,
         )  # fmt: skip
     else:
-        unknown = (confidence == 0).astype(coeffs.dtype)
-        fixed = alpha_known.astype(coeffs.dtype) * (1.0 - unknown)
-        rhs = -unknown * stencil_matvec(coeffs, fixed)
+        coeffs, unknown, rhs, fixed = hard_system(image, trimap, eps=eps, radius=radius)
         guess = jnp.zeros_like(rhs) if x0 is None else unknown * x0
         solve = functools.partial(_solve_unknown, tol=tol, maxiter=maxiter)
         if preconditioner == "multigrid":
             basis = colour_line_basis(image, unknown)
             x, info = solve(coeffs, unknown, rhs, guess, basis=basis)
         elif tiled and 2 * radius <= conventions.CF_TILE:  # halos come from adjacent tiles only
-            x, info = _solve_on_active_tiles(solve, coeffs, unknown, rhs, guess)
+            x, info = _solve_on_active_tiles(solve, coeffs, unknown, rhs, guess, slots)
         else:
             x, info = solve(coeffs, unknown, rhs, guess)
         alpha = fixed + unknown * x

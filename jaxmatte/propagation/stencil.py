@@ -101,20 +101,27 @@ def _half(radius: int) -> list[tuple[int, int]]:
 
 
 def matting_stencil(
-    image: Array, *, eps: float = conventions.MATTING_EPS, radius: int = 1
+    image: Array,
+    *,
+    eps: float = conventions.MATTING_EPS,
+    radius: int = 1,
+    valid: Array | None = None,
 ) -> Array:
     """The 5x5 (for radius 1) stencil of Levin et al.'s closed-form matting Laplacian.
 
     Window k contributes delta_ij - (1 + (I_i - mu_k)^T (Sigma_k + eps/|w| I)^-1 (I_j - mu_k))
     / |w| to L_ij for every pixel pair in it; windows are the (2 radius + 1)^2 windows lying inside
-    the image, as in `laplacian.matting_laplacian`. Only the centre and one offset of each +-d
-    pair are computed; the other half is its mirror (L_{i,i-d} = L_{i-d,i}), so the stencil is
-    exactly symmetric in floating point, which CG relies on.
+    the image, as in `laplacian.matting_laplacian`, and, given `valid`, only those whose pixels are
+    all valid: padding marked invalid then enters no window, so the stencil on the valid pixels is
+    that of the unpadded image and invalid pixels get zero rows. Only the centre and one offset
+    of each +-d pair are computed; the other half is its mirror (L_{i,i-d} = L_{i-d,i}), so the
+    stencil is exactly symmetric in floating point, which CG relies on.
 
     Args:
       image: [B, H, W, 3] RGB in [0, 1]. Gradients flow to it.
       eps: colour-line regulariser epsilon.
       radius: window radius r; the stencil radius is 2 r.
+      valid: optional [B, H, W] bool, the pixels that belong to the image (default all).
 
     Returns:
       coeffs [B, (4r + 1)^2, H, W].
@@ -131,6 +138,8 @@ def matting_stencil(
     factor = window_factor(cent, eps)
     g = [whiten(factor, [cent[ch][o] for ch in range(3)]) for o in range(n)]
     h, w = image.shape[1:3]
+    if valid is not None:  # windows holding a pixel outside the image are dropped
+        window_ok = jnp.all(jnp.stack(_window_views(valid, radius)), axis=0)
     half = {}
     for a, (ay, ax) in enumerate(win):
         for b, (by, bx) in enumerate(win):
@@ -139,6 +148,8 @@ def matting_stencil(
                 continue
             # (1 + c_a^T (Sigma + eps/n I)^-1 c_b) / n = 1/n + g_a . g_b (`window_factor`).
             val = float(a == b) - 1.0 / n - sum(g[a][ch] * g[b][ch] for ch in range(3))
+            if valid is not None:
+                val = jnp.where(window_ok, val, 0.0)
             # Window centre c holds the value of pixel i = c + a; place it at i.
             pad = ((0, 0), (radius + ay, radius - ay), (radius + ax, radius - ax))
             half[d] = half.get(d, 0.0) + jnp.pad(val, pad)
@@ -151,6 +162,13 @@ def matting_stencil(
             coeffs.append(shift(half.get((-dy, -dx), zero), dy, dx))
     assert len(coeffs) == (2 * s + 1) ** 2 and (h, w) == coeffs[0].shape[1:]
     return jnp.stack(coeffs, axis=1)
+
+
+def _window_views(x: Array, radius: int) -> list[Array]:
+    """x[c + o] over the window centres c inside the grid, one [B, H - 2r, W - 2r] per offset."""
+    h, w = x.shape[1:3]
+    r = radius
+    return [x[:, r + dy : h - r + dy, r + dx : w - r + dx] for dy, dx in offsets(r)]
 
 
 def centre_index(coeffs: Array) -> int:

@@ -17,7 +17,7 @@ from jax import Array
 
 from jaxmatte.propagation.stencil import apply_to_padded, offsets, stencil_radius
 
-_NEIGHBOURS = offsets(1)  # tile offsets of the 3 x 3 neighbourhood, row-major; index 4 = self
+NEIGHBOURS = offsets(1)  # tile offsets of the 3 x 3 neighbourhood, row-major; index 4 = self
 
 
 @struct.dataclass
@@ -80,7 +80,7 @@ def tile_layout(active: Array, tile: int, slots: int) -> TileLayout:
     slot_of = slot_of.at[:, empty].set(slots)
     ty, tx = ids // tw, ids % tw
     neighbours = []
-    for dy, dx in _NEIGHBOURS:
+    for dy, dx in NEIGHBOURS:
         ny, nx = ty + dy, tx + dx
         inside = (ny >= 0) & (ny < th) & (nx >= 0) & (nx < tw) & (ids < empty)
         nid = jnp.where(inside, ny * tw + nx, empty)
@@ -116,7 +116,7 @@ def _halo(xt: Array, neighbours: Array, s: int) -> Array:
     for dy in (-1, 0, 1):
         row = []
         for dx in (-1, 0, 1):
-            k = _NEIGHBOURS.index((dy, dx))
+            k = NEIGHBOURS.index((dy, dx))
             if (dy, dx) == (0, 0):
                 row.append(xt)
             else:  # one gather of just the strips (2x faster than gathering whole tiles)
@@ -136,12 +136,26 @@ def tiled_stencil_matvec(coeffs: Array, x: Array, layout: TileLayout) -> Array:
     Returns:
       [B, S, T, T], equal to `gather_tiles(stencil_matvec(A, scatter_tiles(x)))`.
     """
+    return neighbour_matvec(coeffs, x, layout.neighbours)
+
+
+def neighbour_matvec(coeffs: Array, x: Array, neighbours: Array) -> Array:
+    """`tiled_stencil_matvec` from the neighbour table alone (no dependence on the image size).
+
+    Args:
+      coeffs: [B, S, K, T, T] stencil tiles.
+      x: [B, S, T, T] vector tiles.
+      neighbours: [B, S, 9] `TileLayout.neighbours`.
+
+    Returns:
+      [B, S, T, T].
+    """
     s = stencil_radius(coeffs)
-    tile = layout.tile
+    tile = x.shape[-1]
     if s > tile:
         raise ValueError(f"tile {tile} must be >= the stencil radius {s}")
 
     def one(c: Array, xt: Array, nbrs: Array) -> Array:
         return apply_to_padded(c, _halo(xt, nbrs, s))
 
-    return jax.vmap(one)(coeffs, x, layout.neighbours)
+    return jax.vmap(one)(coeffs, x, neighbours)
