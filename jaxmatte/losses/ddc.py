@@ -14,8 +14,8 @@ from jaxmatte.registry import LOSSES
 
 MODES = ("ddc", "dc")
 BORDERS = ("zero", "exclude")
-# Placeholder score for the running top-k: loses to every real candidate, even an excluded one.
-_EMPTY = -np.inf
+# Placeholder distance of the running top-k: loses to every real candidate, even an excluded one.
+_EMPTY = np.inf
 # Distance given to out-of-image candidates in "exclude" mode: ranks them after every real pixel.
 _EXCLUDED = float(np.finfo(np.float32).max)
 
@@ -57,11 +57,14 @@ def select_neighbours(
 ) -> tuple[jax.Array, jax.Array]:
     """Per pixel, the `topk` window offsets of smallest colour distance (centre included).
 
-    Runs a scan over the window rows that keeps a running top-k, so memory is
-    O(B·H·W·(topk + window)) instead of O(B·H·W·window²). Ties are broken stably: equal
-    distances are ordered by offset index (lower first), as `lax.top_k` on -d over all
-    window² offsets would do. With border="zero" out-of-image neighbours are black pixels; with
-    "exclude" they rank after every in-image pixel (and are masked by `ddc_from_selection`).
+    Runs a scan over the window² offsets in index order that inserts each candidate into a
+    running sorted list of `topk` (distance, offset) pairs with elementwise compares and selects,
+    so memory is O(B·H·W·topk) instead of O(B·H·W·window²). The insertion is strict (`<`), so
+    ties are broken stably: equal distances are ordered by offset index (lower first), as
+    `lax.top_k` on -d over all window² offsets would do. (XLA:CPU runs `lax.top_k` as one small
+    sort call per pixel: a running top-k by `top_k` was ~1.3-2x slower and slower to compile.)
+    With border="zero" out-of-image neighbours are black pixels; with "exclude" they rank after
+    every in-image pixel (and are masked by `ddc_from_selection`).
 
     Args:
       rgb: [B, H, W, 3] un-normalised RGB in [0, 1] (no gradient flows through it).
@@ -84,33 +87,34 @@ def select_neighbours(
     padded = jnp.pad(rgb, ((0, 0), (r, r), (r, r), (0, 0)))
     inside = jnp.pad(jnp.ones((h, w), bool), r)
 
-    def row(carry, dy_idx):
-        best_score, best_index = carry
-        rows = lax.dynamic_slice_in_dim(padded, dy_idx, h, axis=1)  # [B, H, W + 2r, 3]
-        rows_in = lax.dynamic_slice_in_dim(inside, dy_idx, h, axis=0)  # [H, W + 2r]
-        dists, keep = [], []
-        for dx_idx in range(window):
-            diff = rgb - rows[:, :, dx_idx : dx_idx + w]
-            dists.append(jnp.sqrt(jnp.sum(diff * diff, axis=-1)))
-            keep.append(rows_in[:, dx_idx : dx_idx + w])
-        dist = jnp.stack(dists, axis=-1)  # [B, H, W, window]
+    def insert(carry, offset):
+        dist, index = carry  # topk-tuples of [B, H, W], ascending in (distance, offset index)
+        dy, dx = offset // window, offset % window
+        diff = rgb - lax.dynamic_slice(padded, (0, dy, dx, 0), (b, h, w, 3))
+        cand = jnp.sqrt(jnp.sum(diff * diff, axis=-1))
         if border == "exclude":
-            dist = jnp.where(jnp.stack(keep, axis=-1), dist, _EXCLUDED)
-        index = dy_idx * window + jnp.arange(window, dtype=jnp.int32)
-        index = jnp.broadcast_to(index, dist.shape)
-        # The running list (lower offset indices, sorted by (d, index)) comes first, so the
-        # stable top_k keeps the global (distance, offset index) order.
-        score = jnp.concatenate([best_score, -dist], axis=-1)
-        cand = jnp.concatenate([best_index, index], axis=-1)
-        top_score, pos = lax.top_k(score, topk)
-        return (top_score, jnp.take_along_axis(cand, pos, axis=-1)), None
+            cand = jnp.where(lax.dynamic_slice(inside, (dy, dx), (h, w)), cand, _EXCLUDED)
+        # below[i]: the candidate goes at slot i or earlier; slots after the insertion point
+        # take their predecessor's entry (below is monotone in i since the list is sorted).
+        below = [cand < d for d in dist]
+        new_dist, new_index = [], []
+        for i in range(topk):
+            d_i = jnp.where(below[i], cand, dist[i])
+            j_i = jnp.where(below[i], offset, index[i])
+            if i:
+                d_i = jnp.where(below[i - 1], dist[i - 1], d_i)
+                j_i = jnp.where(below[i - 1], index[i - 1], j_i)
+            new_dist.append(d_i)
+            new_index.append(j_i)
+        return (tuple(new_dist), tuple(new_index)), None
 
     init = (
-        jnp.full((b, h, w, topk), _EMPTY, jnp.float32),
-        jnp.full((b, h, w, topk), -1, jnp.int32),
+        tuple(jnp.full((b, h, w), _EMPTY, jnp.float32) for _ in range(topk)),
+        tuple(jnp.full((b, h, w), -1, jnp.int32) for _ in range(topk)),
     )
-    (score, index), _ = lax.scan(row, init, jnp.arange(window, dtype=jnp.int32))
-    return -score, index
+    offsets = jnp.arange(window * window, dtype=jnp.int32)
+    (dist, index), _ = lax.scan(insert, init, offsets)
+    return jnp.stack(dist, axis=-1), jnp.stack(index, axis=-1)
 
 
 def neighbour_inside(index: jax.Array, window: int) -> jax.Array:

@@ -8,7 +8,7 @@ import pytest
 
 from data_prep import foreground as prep
 from jaxmatte.foreground import reference
-from jaxmatte.foreground.multilevel import estimate_foreground, jacobi_sweeps
+from jaxmatte.foreground.multilevel import _neighbours, estimate_foreground, jacobi_sweeps
 
 RNG = np.random.default_rng(0)
 
@@ -24,6 +24,16 @@ def test_vectorised_reference_matches_loop():
     loop = reference.jacobi_loop(img, a[..., None] * img, a, 0.7, 5)
     vec = reference.jacobi_vectorised(img, a[..., None] * img, a, 0.7, 5)
     np.testing.assert_allclose(loop, vec, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (1, 5), (2, 3), (6, 1), (7, 9)])
+def test_neighbours_are_reflect_101(hw):
+    """Shift-and-select neighbours == numpy's reflect (-101) padding, incl. 1-pixel sides."""
+    x = RNG.random((2, 3, *hw)).astype(np.float32)
+    p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    want = (p[:, :, 1:-1, :-2], p[:, :, 1:-1, 2:], p[:, :, :-2, 1:-1], p[:, :, 2:, 1:-1])
+    for got, ref in zip(_neighbours(jnp.asarray(x)), want, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), ref)
 
 
 SHAPE = (40, 72)  # 6 levels down to 1 x 2; shared with the data_prep test (one compilation)
