@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxmatte import conventions
 from jaxmatte.models import encode
 from jaxmatte.models.nonlocal_attention import LightweightNonLocal, nearest_downsample
+from jaxmatte.models.spectral_norm import SpectralNorm
 from jaxmatte.registry import MODELS
 
 FINALS = ("paper", "gca")
@@ -74,7 +75,7 @@ class SNConv(nn.Module):
                 dtype=self.dtype,
                 name="conv",
             )
-        return nn.SpectralNorm(layer, name="sn")(x, update_stats=train)
+        return SpectralNorm(layer, name="sn")(x, update_stats=train)
 
 
 class ResBlock(nn.Module):
@@ -142,7 +143,7 @@ class Guidance(nn.Module):
         for i, f in enumerate(self.features):
             x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
             conv = nn.Conv(f, (3, 3), (2, 2), "VALID", kernel_init=xavier, dtype=self.dtype)
-            x = nn.SpectralNorm(conv, name=f"sn{i}")(x, update_stats=train)
+            x = SpectralNorm(conv, name=f"sn{i}")(x, update_stats=train)
             x = _bn(train, f"bn{i}", self.dtype)(nn.relu(x))
         return x
 

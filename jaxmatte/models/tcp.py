@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmatte.models import encode, layers
+from jaxmatte.models.spectral_norm import SpectralNorm
 from jaxmatte.registry import MODELS
 
 ABLATIONS = ("baseline", "tcp", "imrp")  # tcp.md §11, Table 1 rows
@@ -39,15 +40,18 @@ def _zero_trimap_channels(init: nn.initializers.Initializer) -> nn.initializers.
 class SNConv(nn.Module):
     """Conv k x k (PyTorch padding (k-1)/2), no bias, optionally spectrally normalised.
 
-    With `spectral_norm`, one power iteration runs per call; `train` stores the new u/sigma in
-    "batch_stats" (tcp.md §12: eval outputs are deterministic).
+    With `spectral_norm` (GCA semantics, `spectral_norm.SpectralNorm`): one power iteration per
+    training call, stored in "batch_stats"; evaluation divides by the stored sigma (tcp.md §12).
     """
 
     features: int
     kernel: int = 3
     stride: int = 1
     spectral_norm: bool = True
-    transpose: bool = False  # 4x4 stride-2 ConvTranspose (PyTorch padding 1): exact x2 upsample
+    # 4x4 stride-2 ConvTranspose (PyTorch padding 1): exact x2 upsample. The kernel is stored
+    # [4, 4, out, in] (transpose_kernel) so that SN's matrix is GCA's [in, -1] of the PyTorch
+    # [in, out, 4, 4] weight.
+    transpose: bool = False
     kernel_init: nn.initializers.Initializer = xavier
     dtype: str = "float32"
 
@@ -57,7 +61,7 @@ class SNConv(nn.Module):
             # PyTorch ConvTranspose2d(4, 2, padding=1) = dilate by 2, pad k - 1 - p = 2, conv.
             conv = nn.ConvTranspose(
                 self.features, (4, 4), (2, 2), padding=((2, 2), (2, 2)), use_bias=False,
-                kernel_init=self.kernel_init, dtype=self.dtype, name="conv",
+                transpose_kernel=True, kernel_init=self.kernel_init, dtype=self.dtype, name="conv",
             )  # fmt: skip
         else:
             p = (self.kernel - 1) // 2
@@ -66,7 +70,7 @@ class SNConv(nn.Module):
                 use_bias=False, kernel_init=self.kernel_init, dtype=self.dtype, name="conv",
             )  # fmt: skip
         if self.spectral_norm:
-            return nn.SpectralNorm(conv, name="sn")(x, update_stats=train)
+            return SpectralNorm(conv, name="sn")(x, update_stats=train)
         return conv(x)
 
 
