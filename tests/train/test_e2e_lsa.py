@@ -1,4 +1,4 @@
-"""configs/lsa.py:tiny through main: train, eval, predict (+ foreground), SIGKILL resume, 8 = 1."""
+"""configs/lsa.py:tiny through main: train, eval, predict (+ foreground), exact resume, 8 = 1."""
 
 import cv2
 

@@ -1,5 +1,5 @@
 """SGM through main, as the README's three commands: train Net-T, train Net-M, predict jointly
-(image + coarse mask, no trimap); each net also gets train/eval/predict, SIGKILL resume and
+(image + coarse mask, no trimap); each net also gets train/eval/predict, exact resume and
 8 devices = 1."""
 
 import cv2

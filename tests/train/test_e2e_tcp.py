@@ -1,4 +1,4 @@
-"""configs/tcp.py:tiny through main: train, eval, predict, SIGKILL resume, 8 devices = 1."""
+"""configs/tcp.py:tiny through main: train, eval, predict, exact resume, 8 devices = 1."""
 
 from tests import paper_e2e
 
