@@ -57,8 +57,8 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             import torch
         except ImportError as e:
             raise ImportError(
-                f"reading {path.name} needs torch (pip install torch); or export the state dict "
-                "to .safetensors/.npz with torch elsewhere and convert that"
+                f"{path}: reading a .pth checkpoint needs torch (pip install torch); or export "
+                "the state dict to .safetensors/.npz with torch elsewhere and convert that"
             ) from e
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
         for key in STATE_DICT_CONTAINERS:
