@@ -9,7 +9,7 @@ e.g. ``:tiny,tiled``.
 
 from ml_collections import ConfigDict
 
-from jaxmatte import optim
+from jaxmatte import config_lib, optim
 
 KNOWN_VARIANTS = ("quick", "tiny", "bf16", "tiled")
 
@@ -158,16 +158,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
                 fusion_out=(16, 8, 8, 8),
                 head_mid=4,
             )
-            c.data.update(batch_size=8, crop_size=32)
-            c.data.synthetic.update(size=48, num_train=16, num_eval=2)
-            c.train.update(
-                num_steps=6,
-                log_every=2,
-                checkpoint_every=2,
-                image_every=3,
-                num_images=2,
-                eval_at_start=False,
-            )
+            config_lib.make_tiny(c)
             c.optim.update(num_layers=2)
             c.optim.schedule.update(warmup_steps=2, milestones=(4, 5))
             c.eval.metrics = ("sad", "mse", "sad_whole", "mad_whole")

@@ -7,6 +7,7 @@ Variants: no arg = the paper recipe (end-to-end SGD, fixed lr 0.1, momentum 0.9,
 
 from ml_collections import ConfigDict
 
+from jaxmatte import config_lib
 from jaxmatte import conventions as cv
 
 VARIANTS = ("quick", "tiny")
@@ -143,15 +144,6 @@ def get_config(arg: str | None = None) -> ConfigDict:
         c.model.kwargs.update(ts=4, tl=4, low_widths=(4, 4), maxiter=100)
         c.model.kwargs.blocks = (1, 1, 1, 1, 1)
         c.model.kwargs.widths = (4, 4, 8, 8, 8)
-        c.data.update(batch_size=8, crop_size=32)
-        c.data.synthetic.update(size=48, num_train=16, num_eval=2)
-        c.train.update(
-            num_steps=6,
-            log_every=2,
-            checkpoint_every=2,
-            image_every=3,
-            num_images=2,
-            eval_at_start=False,
-        )
+        config_lib.make_tiny(c)
         c.eval.metrics = ("sad", "mse")
     return c

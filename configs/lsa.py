@@ -17,6 +17,7 @@ offline: data.dir must hold the re-estimated AIM foregrounds (`data_prep`).
 
 from ml_collections import ConfigDict
 
+from jaxmatte import config_lib
 from jaxmatte.optim import optim_config, schedule_config
 
 PROTOCOLS = ("comp1k_tta", "alphamatting")
@@ -194,8 +195,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
             encoder_block="basic",
             stem_width=8,
         )
-        c.data.update(name="synthetic", dir="", bg_split="", batch_size=8, crop_size=32)
-        c.data.synthetic.update(size=48, num_train=16, num_eval=2)
+        config_lib.make_tiny(c, name="synthetic", dir="", bg_split="")
         c.optim.schedule.step_size = 4
         c.train.update(
             num_steps=6,

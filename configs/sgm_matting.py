@@ -11,6 +11,8 @@ given on the command line) and takes an image and a coarse mask (``predict.mask`
 
 from ml_collections import ConfigDict
 
+from jaxmatte import config_lib
+
 VARIANTS = ("quick", "tiny", "joint")
 TINY_MODEL = {
     "width": 8,
@@ -144,17 +146,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
         c.train.update(num_steps=300, log_every=20, checkpoint_every=100, image_every=100)
     elif arg == "tiny":
         c.model.kwargs.update(TINY_MODEL)
-        c.data.update(batch_size=8, crop_size=32)  # divisible by 8 devices (tests)
-        c.data.synthetic.update(size=48, num_train=8, num_eval=2)
+        config_lib.make_tiny(c)
+        c.data.synthetic.num_train = 8
         c.optim.schedule.update(warmup_steps=2, total_steps=6)
-        c.train.update(
-            num_steps=6,
-            log_every=2,
-            checkpoint_every=2,
-            image_every=3,
-            num_images=2,
-            eval_at_start=False,
-        )
         c.eval.metrics = ("sad", "mse")
     if joint:
         net_t = "configs/sgm_trimap.py" + (f":{arg}" if arg else "")

@@ -12,6 +12,8 @@ set ``init.weights`` to the converted checkpoint for that.
 
 from ml_collections import ConfigDict
 
+from jaxmatte import config_lib
+
 VARIANTS = ("quick", "tiny")
 
 
@@ -144,17 +146,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
             aspp_features=16,
             shortcut_features=8,
         )
-        c.data.update(batch_size=8, crop_size=32, recipe_kwargs={"sides": (32, 48)})
-        c.data.synthetic.update(size=48, num_train=8, num_eval=2)
+        config_lib.make_tiny(c, recipe_kwargs={"sides": (32, 48)})
+        c.data.synthetic.num_train = 8
         c.optim.schedule.update(total_steps=6)
-        c.train.update(
-            num_steps=6,
-            log_every=2,
-            checkpoint_every=2,
-            image_every=3,
-            num_images=2,
-            eval_at_start=False,
-        )
     elif arg:
         raise ValueError(
             f"configs/sgm_trimap.py: unknown variant {arg!r}; known: {', '.join(VARIANTS)} or none"

@@ -14,6 +14,8 @@ The SP trimap's erosion range (sem_trimap.max_kernel, 1..29) is the gca_erode op
 
 from ml_collections import ConfigDict
 
+from jaxmatte import config_lib
+
 ABLATIONS = ("baseline", "tcp", "imrp")
 SIZES = ("quick", "tiny")
 VARIANTS = SIZES + ABLATIONS
@@ -176,9 +178,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
             widths=(8, 8, 16, 16, 16), enc_blocks=(1, 1, 1, 1), dec_blocks=(1, 1, 1, 1)
         )
         c.model.kwargs.tcp_width = 8
-        c.data.update(batch_size=8, crop_size=32)
-        c.data.synthetic.update(size=48, num_train=16, num_eval=2)
-        c.train.update(num_steps=6, log_every=2, checkpoint_every=2, image_every=3, num_images=2)
+        config_lib.make_tiny(c)
         c.optim.schedule.update(warmup_steps=2, total_steps=6)
         c.eval.metrics = ("sad", "mse")
         c.eval.headline = ("sad", "mse")

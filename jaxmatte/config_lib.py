@@ -14,6 +14,28 @@ class ConfigError(ValueError):
     """A bad config value; the message names the key."""
 
 
+# The run every ``:tiny`` variant makes (tests): 6 steps on a 48-px synthetic set, 32-px crops,
+# a global batch of 8 (divisible by the 8 fake test devices).
+TINY_DATA = {"batch_size": 8, "crop_size": 32}
+TINY_SYNTHETIC = {"size": 48, "num_train": 16, "num_eval": 2}
+TINY_TRAIN = {
+    "num_steps": 6,
+    "log_every": 2,
+    "checkpoint_every": 2,
+    "image_every": 3,
+    "num_images": 2,
+    "eval_at_start": False,
+}
+
+
+def make_tiny(config: ConfigDict, **data: Any) -> ConfigDict:
+    """Applies the shared ``:tiny`` run settings (``data`` overrides ``TINY_DATA`` keys)."""
+    config.data.update({**TINY_DATA, **data})
+    config.data.synthetic.update(TINY_SYNTHETIC)
+    config.train.update(TINY_TRAIN)
+    return config
+
+
 def load(spec: str) -> ConfigDict:
     """Loads ``"path/to/config.py[:arg]"`` as the command line's ``--config`` does."""
     import importlib.util
