@@ -123,9 +123,6 @@ def predict_files(
     spec = (config.data.get("pp_predict", "") if "data" in config else "") or (
         apply_lib.DEFAULT_PP_EVAL
     )
-    from jaxmatte.data import preprocess
-
-    preprocess.build(spec)  # imports the op registry here: registries are not thread-safe
     index = {stem: i for i, (stem, _) in enumerate(pairs)}  # the seed of each example
     items = [(index[stem], stem, entry) for stem, entry in checked.good]
     batches = batches_by_size(items, checked.sizes, batch_size)
@@ -146,7 +143,9 @@ def predict_files(
             for ex, (i, _, _) in zip(exs, batch)
         ]
         enc += [enc[-1]] * (batch_size - len(enc))  # full batches: one compiled shape per size
-        images = np.stack([ex["image"] for ex in exs + [exs[-1]] * (batch_size - len(exs))])
+        images = None  # the photos, for the foreground re-estimation only
+        if want_fg:
+            images = np.stack([ex["image"] for ex in exs + [exs[-1]] * (batch_size - len(exs))])
         return {k: np.concatenate([e[k] for e in enc]) for k in enc[0]}, images
 
     def write_batch(batch, outputs, fg):

@@ -76,34 +76,34 @@ def semantic_path_table(
     def bn(target, source):
         return common.bn_entries(target, source)
 
+    def block(name, src, resample):
+        """A BasicBlock: conv1/bn1, conv2/bn2, and the 1x1 resampling shortcut ("down"/"up":
+        GCA's `downsample`/`upsample` Sequential, the pooling or upsampling at index 0)."""
+        rows = []
+        for k in (1, 2):
+            rows += conv((name, f"conv{k}"), f"{src}.conv{k}")
+            rows += bn((name, f"bn{k}"), f"{src}.bn{k}")
+        if resample is not None:
+            rows += conv((name, f"{resample}_conv"), f"{src}.{resample}sample.1")
+            rows += bn((name, f"{resample}_bn"), f"{src}.{resample}sample.2")
+        return rows
+
     rows = []
     for i in range(3):  # stem: conv{1,2,3} + bn{1,2,3}
         rows += conv((f"stem{i + 1}_conv",), f"encoder.conv{i + 1}")
         rows += bn((f"stem{i + 1}_bn",), f"encoder.bn{i + 1}")
     for s, n in enumerate(module.enc_blocks):
         for b in range(n):
-            name, src = f"enc{s + 1}_{b}", f"encoder.{ENC_LAYERS[s]}.{b}"
-            for k in (1, 2):
-                rows += conv((name, f"conv{k}"), f"{src}.conv{k}") + bn(
-                    (name, f"bn{k}"), f"{src}.bn{k}"
-                )
-            if b == 0 and s > 0:  # AvgPool (index 0) -> SN conv 1x1 -> BN
-                rows += conv((name, "down_conv"), f"{src}.downsample.1")
-                rows += bn((name, "down_bn"), f"{src}.downsample.2")
+            resample = "down" if b == 0 and s > 0 else None  # AvgPool -> SN conv 1x1 -> BN
+            rows += block(f"enc{s + 1}_{b}", f"encoder.{ENC_LAYERS[s]}.{b}", resample)
     for i in range(5):  # shortcut: SN conv, ReLU, BN, SN conv, ReLU, BN
         for j, (c, n) in enumerate(((0, 2), (3, 5))):
             rows += conv((f"sc{i}", f"conv{j}"), f"encoder.shortcut.{i}.{c}")
             rows += bn((f"sc{i}", f"bn{j}"), f"encoder.shortcut.{i}.{n}")
     for s, n in enumerate(module.dec_blocks):
         for b in range(n):
-            name, src = f"dec{s + 1}_{b}", f"decoder.layer{s + 1}.{b}"
-            for k in (1, 2):
-                rows += conv((name, f"conv{k}"), f"{src}.conv{k}") + bn(
-                    (name, f"bn{k}"), f"{src}.bn{k}"
-                )
-            if b == 0:  # UpsamplingNearest2d (index 0) -> SN conv 1x1 -> BN
-                rows += conv((name, "up_conv"), f"{src}.upsample.1")
-                rows += bn((name, "up_bn"), f"{src}.upsample.2")
+            resample = "up" if b == 0 else None  # UpsamplingNearest2d -> SN conv 1x1 -> BN
+            rows += block(f"dec{s + 1}_{b}", f"decoder.layer{s + 1}.{b}", resample)
     rows += conv(("head1_conv",), "decoder.conv1") + bn(("head1_bn",), "decoder.bn1")
     rows += common.conv_entries(("head2",), "decoder.conv2", bias=True)
     return rows
