@@ -139,7 +139,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
         c.data.update(batch_size=8, crop_size=64)
         c.data.synthetic.update(size=96, num_train=256, num_eval=8)
         c.optim.lr = 0.01  # the paper lr 0.1 is not yet tried at these widths (from scratch)
-        c.train.update(num_steps=300, log_every=20, checkpoint_every=100, image_every=100)
+        c.train.update(num_steps=900, log_every=50, checkpoint_every=300, image_every=300)
     elif arg == "tiny":
         c.model.kwargs.update(ts=4, tl=4, low_widths=(4, 4), maxiter=100)
         c.model.kwargs.blocks = (1, 1, 1, 1, 1)

@@ -144,6 +144,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
         c.optim.update(lr=1e-3)
         c.optim.schedule.update(warmup_steps=20, total_steps=300)
         c.train.update(num_steps=300, log_every=20, checkpoint_every=100, image_every=100)
+        c.train.eval_at_start = True
     elif arg == "tiny":
         c.model.kwargs.update(TINY_MODEL)
         config_lib.make_tiny(c)
@@ -163,6 +164,10 @@ def get_config(arg: str | None = None) -> ConfigDict:
                     "seg_blur": 31,
                     "mask_threshold": 0.5,
                     "multiple": 32,
+                    # "softseg" = no Net-T: Net-M on the trimap read off the raw soft
+                    # segmentation (our ablation baseline; band = its unknown P_fg range).
+                    "trimap_source": "net_t",
+                    "softseg_band": 0.05,
                 },
                 "runs": {"trimap_net": {"config": net_t, "workdir": ""}},
             }

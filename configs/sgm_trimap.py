@@ -135,8 +135,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
         c.data.update(batch_size=8, crop_size=64, recipe_kwargs={"sides": (64, 96, 128)})
         c.data.synthetic.update(size=160, num_train=256, num_eval=8)
         c.optim.update(lr=1e-2)
-        c.optim.schedule.update(total_steps=300)
-        c.train.update(num_steps=300, log_every=20, checkpoint_every=100, image_every=100)
+        c.optim.schedule.update(total_steps=1200)
+        c.train.update(num_steps=1200, log_every=50, checkpoint_every=300, image_every=300)
+        c.train.eval_at_start = True
     elif arg == "tiny":
         c.model.kwargs.update(
             stage_sizes=(1, 1, 1, 1),

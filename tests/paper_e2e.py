@@ -125,7 +125,7 @@ def sharded_equals_single(config: str, tmp: pathlib.Path, steps: int = 2, rtol: 
         )
         model, schedule, tx, init_fn = train.build(c)
         sh = jax.tree.map(lambda a: a.sharding, train.sharded_abstract_state(init_fn, mesh))
-        state = jax.jit(init_fn, out_shardings=sh)(jax.random.PRNGKey(0))
+        state = train.init_state(init_fn, sh, 0)
         step = jax.jit(
             train.make_train_step(model, tx, c, schedule),
             in_shardings=(sh, sharding.batch_sharding(mesh)),

@@ -16,6 +16,7 @@ from jaxmatte.registry import INFERENCE
 FUSIONS = ("soft", "hard")
 FUSION_ALPHAS = ("refined", "coarse")
 JI_TRIMAPS = ("hard", "soft")
+TRIMAP_SOURCES = ("net_t", "softseg")
 # Net-M's total stride; Net-T (OS 16 with x4 steps) is padded to the same multiple (sgm.md §4.4).
 SGM_PAD_MULTIPLE = 32
 
@@ -114,6 +115,21 @@ def soft_segmentation(
     return jnp.stack([1.0 - p, p], axis=-1)
 
 
+def softseg_trimap(seg: jax.Array, band: float) -> jax.Array:
+    """The trimap read off the raw soft segmentation, without Net-T (the ablation baseline).
+
+    Args:
+      seg: [B, H, W, 2] (P_bg, P_fg).
+      band: pixels with band < P_fg < 1 − band are unknown; P_fg >= 1 − band is fg, the rest bg.
+
+    Returns:
+      float32 [B, H, W, 3] one-hot (bg, unknown, fg), Net-T's class order.
+    """
+    p = seg[..., 1].astype(jnp.float32)
+    cls = jnp.where(p >= 1.0 - band, 2, jnp.where(p > band, 1, 0))
+    return jax.nn.one_hot(cls, 3, dtype=jnp.float32)
+
+
 def reflect_pad(x: jax.Array, multiple: int) -> jax.Array:
     """Reflect-pads [B, H, W, C] at the bottom/right to multiples of `multiple` (sgm.md §4.4)."""
     h, w = x.shape[1:3]
@@ -139,6 +155,8 @@ def make_sgm_joint(
     seg_blur: int = 31,
     mask_threshold: float = 0.5,
     multiple: int = SGM_PAD_MULTIPLE,
+    trimap_source: str = "net_t",
+    softseg_band: float = 0.05,
 ) -> Callable[[Mapping[str, Any], Mapping[str, jax.Array]], dict[str, jax.Array]]:
     """SGM joint inference over {"main": Net-M, "trimap_net": Net-T}.
 
@@ -154,6 +172,10 @@ def make_sgm_joint(
       ji_trimap: "hard" (one-hot argmax, our choice) or "soft" (the probabilities).
       seg_erosion, seg_blur, mask_threshold: see `soft_segmentation`.
       multiple: pad multiple (32).
+      trimap_source: "net_t" (the paper) or "softseg": Net-T is skipped and Net-M gets the
+        trimap read off the raw soft segmentation (`softseg_trimap`; our ablation baseline, the
+        comparison that shows what Net-T adds). Fusion then forces that trimap's known regions.
+      softseg_band: the unknown band of `softseg_trimap` (our choice, 0.05).
 
     Returns:
       fn returning {"alpha": fused [B, H, W, 1] in [0, 1], "trimap_probs": [B, H, W, 3],
@@ -165,6 +187,7 @@ def make_sgm_joint(
         ("fusion", fusion, FUSIONS),
         ("fusion_alpha", fusion_alpha, FUSION_ALPHAS),
         ("ji_trimap", ji_trimap, JI_TRIMAPS),
+        ("trimap_source", trimap_source, TRIMAP_SOURCES),
     ):
         if value not in allowed:
             raise ValueError(f"sgm_joint {name} {value!r} not in {allowed}")
@@ -179,12 +202,15 @@ def make_sgm_joint(
         else:
             seg = soft_segmentation(batch["mask"], seg_erosion, seg_blur, mask_threshold)
         image_p = reflect_pad(image, multiple)
-        logits = net_t.apply(
-            variables["trimap_net"],
-            {"image": image_p, "softseg": reflect_pad(seg, multiple)},
-            train=False,
-        )["trimap_logits"]
-        probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+        if trimap_source == "softseg":
+            probs = softseg_trimap(reflect_pad(seg, multiple), softseg_band)
+        else:
+            logits = net_t.apply(
+                variables["trimap_net"],
+                {"image": image_p, "softseg": reflect_pad(seg, multiple)},
+                train=False,
+            )["trimap_logits"]
+            probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
         if ji_trimap == "hard":
             trimap = jax.nn.one_hot(jnp.argmax(probs, axis=-1), 3, dtype=jnp.float32)
         else:

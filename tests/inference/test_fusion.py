@@ -14,6 +14,7 @@ from jaxmatte.inference.fusion import (
     make_sgm_joint,
     soft_fusion,
     soft_segmentation,
+    softseg_trimap,
 )
 from jaxmatte.models.sgm_matting import SGMMatting
 from jaxmatte.models.sgm_trimap import SGMTrimap
@@ -98,3 +99,35 @@ def test_sgm_joint_procedure_pads_fuses_and_crops():
     )
     with pytest.raises(ValueError, match="fusion"):
         make_sgm_joint(models, fusion="average")
+
+
+def test_softseg_trimap_thresholds_and_the_no_net_t_baseline():
+    """trimap_source="softseg": Net-T is never called; Net-M gets the trimap read off the soft
+    segmentation (fg where P_fg >= 1 - band, bg where P_fg <= band) and fusion forces it."""
+    p_fg = np.array([0.0, 0.05, 0.06, 0.5, 0.94, 0.95, 1.0], np.float32).reshape(1, 1, 7)
+    seg = jnp.asarray(np.stack([1 - p_fg, p_fg], -1))
+    got = np.asarray(softseg_trimap(seg, 0.05))
+    np.testing.assert_array_equal(got.argmax(-1)[0, 0], [0, 0, 1, 1, 1, 2, 2])
+    np.testing.assert_array_equal(got.sum(-1), 1.0)
+
+    net_m = SGMMatting(**TINY_NET_M)
+    rng = np.random.default_rng(1)
+    h, w = 40, 36
+    soft = rng.uniform(size=(1, h, w, 1)).astype(np.float32)
+    batch = {
+        "image": jnp.asarray(rng.normal(size=(1, h, w, 3)), jnp.float32),
+        "softseg": jnp.asarray(np.concatenate([1 - soft, soft], -1)),
+    }
+    pad = {"image": jnp.zeros((1, 64, 64, 3)), "trimap": jnp.zeros((1, 64, 64, 1))}
+    variables = {"main": quick_init(net_m, pad)}  # no Net-T variables: it must not be needed
+    models = {"main": net_m, "trimap_net": None}
+    out = jax.jit(make_sgm_joint(models, trimap_source="softseg"))(variables, batch)
+    cls = np.asarray(out["trimap_probs"]).argmax(-1)[..., None]
+    want_cls = np.where(soft >= 0.95, 2, np.where(soft > 0.05, 1, 0))
+    np.testing.assert_array_equal(cls, want_cls)
+    alpha, a_p = np.asarray(out["alpha"]), np.asarray(out["net_m_alpha"])
+    np.testing.assert_array_equal(alpha[cls == 2], 1.0)
+    np.testing.assert_array_equal(alpha[cls == 0], 0.0)
+    np.testing.assert_allclose(alpha[cls == 1], np.clip(a_p[cls == 1], 0, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="trimap_source"):
+        make_sgm_joint(models, trimap_source="gt")

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxmatte.models import lsa
@@ -147,3 +148,52 @@ def test_bfloat16_close_to_float32(tiny):
     scale = float(jnp.abs(f32).max())
     assert float(jnp.abs(bf16 - f32).max()) < 0.05 * scale
     assert float(jnp.abs(bf16 - f32).max()) > 0.0  # really computed in bf16
+
+
+def test_overfits_two_examples_below_the_trivial_predictor():
+    """Adam on the multi-scale loss drives the unknown-region SAD of two composites well below
+    the trivial predictor's (the trimap with 0.5 in its unknown region) and below the untrained
+    model's; eval mode (running BN statistics) is what is scored."""
+    from jaxmatte.losses.lsa import lsa_multiscale
+    from tests.models.test_tcp import synthetic
+
+    data = synthetic(n=2, size=64, seed=5)
+    batch = {k: jnp.asarray(data[k]) for k in ("image", "trimap", "alpha")}
+    model = lsa.LSA(**TINY)
+    inputs = {k: batch[k] for k in model.inputs}
+    variables = jax.jit(model.init)({"params": jax.random.key(0, impl="unsafe_rbg")}, inputs)
+    # Cosine decay lets the BN running statistics settle by the end (as in the TCP test).
+    tx = optax.adam(optax.cosine_decay_schedule(3e-3, 300))
+
+    def loss_fn(params, stats):
+        out, new = model.apply(
+            {"params": params, "batch_stats": stats}, inputs, train=True, mutable=["batch_stats"]
+        )
+        return lsa_multiscale(out, batch)[0], new["batch_stats"]
+
+    @jax.jit
+    def steps(params, stats, opt):
+        def body(_, carry):
+            params, stats, opt, _ = carry
+            (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
+            upd, opt = tx.update(g, opt, params)
+            return optax.apply_updates(params, upd), stats, opt, loss
+
+        return jax.lax.fori_loop(0, 50, body, (params, stats, opt, jnp.float32(0)))
+
+    unknown = np.asarray(batch["trimap"]) == 0.5
+    gt = np.asarray(batch["alpha"])
+    apply = jax.jit(lambda v: model.apply(v, inputs)["alpha"])
+
+    def sad(alpha):
+        return float(np.abs(np.asarray(alpha) - gt)[unknown].sum())
+
+    untrained = sad(apply(variables))
+    params, stats = variables["params"], variables["batch_stats"]
+    opt = tx.init(params)
+    for _ in range(6):  # 300 steps
+        params, stats, opt, _ = steps(params, stats, opt)
+    trained = sad(apply({"params": params, "batch_stats": stats}))
+    trivial = sad(np.where(unknown, 0.5, gt))
+    assert trained < 0.35 * trivial, (trained, untrained, trivial)
+    assert trained < 0.5 * untrained, (trained, untrained, trivial)

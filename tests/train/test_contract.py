@@ -24,7 +24,7 @@ def _setup(c, mesh=None):
     model, schedule, tx, init_fn = train.build(c)
     abstract = train.sharded_abstract_state(init_fn, mesh)
     sh = jax.tree.map(lambda a: a.sharding, abstract)
-    state = jax.jit(init_fn, out_shardings=sh)(jax.random.PRNGKey(c.seed))
+    state = train.init_state(init_fn, sh, c.seed)
     step = jax.jit(
         train.make_train_step(model, tx, c, schedule),
         in_shardings=(sh, sharding.batch_sharding(mesh)),

@@ -12,7 +12,7 @@ from jaxmatte.convert import io as convert_io
 def _fresh(c, mesh):
     _, _, _, init_fn = train.build(c)
     sh = jax.tree.map(lambda a: a.sharding, train.sharded_abstract_state(init_fn, mesh))
-    return jax.jit(init_fn, out_shardings=sh)(jax.random.PRNGKey(0))
+    return train.init_state(init_fn, sh, 0)
 
 
 def test_backbone_weights_land_under_the_prefix(tmp_path):

@@ -25,7 +25,7 @@ def _setup(c, mesh):
     model, schedule, tx, init_fn = train.build(c)
     rep = sharding.replicated(mesh)
     state_sh = jax.tree.map(lambda a: a.sharding, train.sharded_abstract_state(init_fn, mesh))
-    state = jax.jit(init_fn, out_shardings=state_sh)(jax.random.PRNGKey(0))
+    state = train.init_state(init_fn, state_sh, 0)
     step = jax.jit(
         train.make_train_step(model, tx, c, schedule),
         in_shardings=(state_sh, sharding.batch_sharding(mesh)),
