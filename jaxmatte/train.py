@@ -127,10 +127,12 @@ INIT_COMPILER_OPTIONS = {
 }
 
 
-def init_state(init_fn: Callable, shardings: Any, seed: int) -> State:
-    """The initial train state, laid out by ``shardings``; compiled with INIT_COMPILER_OPTIONS."""
+def init_state(init_fn: Callable, shardings: Any | None, seed: int) -> State:
+    """The initial train state, laid out by ``shardings`` (None: jit's default placement);
+    compiled with INIT_COMPILER_OPTIONS."""
     key = jax.random.PRNGKey(seed)
-    init = jax.jit(init_fn, out_shardings=shardings).lower(key)
+    jitted = jax.jit(init_fn) if shardings is None else jax.jit(init_fn, out_shardings=shardings)
+    init = jitted.lower(key)
     return init.compile(compiler_options=INIT_COMPILER_OPTIONS)(key)
 
 
