@@ -39,11 +39,16 @@ def export_procedure(config: ConfigDict, models: Mapping[str, Any]) -> tuple[Cal
 
     A ``host_side`` procedure (it reads input values on the host, e.g. closed-form shape
     buckets) cannot be serialised; its in-graph equivalent ``pad_apply`` (multiple 1) is
-    exported instead.
+    exported instead. A model solving on active tiles (closed-form ``tiled``) is exported
+    solving the same system on the full grid: its tile capacities are integers of the image
+    size, which symbolic sizes do not have. The returned ``fn`` is what gets exported.
     """
     name, kwargs = apply_lib.inference_config(config)
     fn = INFERENCE.get(name)(models, **kwargs)
     if getattr(fn, "host_side", False):
+        main = models["main"]
+        if getattr(main, "tiled", False):
+            models = {**models, "main": main.clone(tiled=False)}
         fn = procedures.pad_apply(models)
     inputs = getattr(fn, "inputs", None) or base.input_keys(models["main"])
     return fn, tuple(inputs)

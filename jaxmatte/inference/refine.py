@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxmatte.inference import pad as pad_lib
 from jaxmatte.registry import INFERENCE
 
 Array = jax.Array
@@ -193,7 +194,7 @@ def pad_view(x: Array, multiple: int = 64, reflect: int = 16, zero: int = 16) ->
     """
     h, w = x.shape[1:3]
     ph, pw = -(-h // multiple) * multiple - h, -(-w // multiple) * multiple - w
-    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+    x = pad_lib.pad_bottom_right(x, ph, pw, "reflect")  # symbolic sizes too (jax.export)
     r, z = ((0, 0), (reflect, reflect), (reflect, reflect), (0, 0)), zero
     x = jnp.pad(x, r, mode="reflect") if reflect else x
     return jnp.pad(x, ((0, 0), (z, z), (z, z), (0, 0))) if zero else x

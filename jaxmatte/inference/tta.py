@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fractions
 import functools
 from typing import Any, Callable, Mapping, Sequence
 
@@ -46,12 +47,32 @@ def invert_view(x: Array, view: tuple[bool, int, int]) -> Array:
 
 
 def resize_nearest(x: Array, size: Sequence[int]) -> Array:
-    """cv2 INTER_NEAREST on [B, H, W, C]: source index floor(i · in / out)."""
+    """cv2 INTER_NEAREST on [B, H, W, C]: source index floor(i · in / out).
+
+    Symbolic sizes (``jax.export``): the same float64 arithmetic in the graph (local x64).
+    """
     for axis, out in zip((1, 2), size):
         n = x.shape[axis]
-        idx = np.minimum(np.floor(np.arange(out) * (n / out)).astype(np.int64), n - 1)
-        x = jnp.take(x, jnp.asarray(idx), axis=axis)
+        if resize.is_static(n, out):
+            idx = np.minimum(np.floor(np.arange(out) * (n / out)).astype(np.int64), n - 1)
+        else:
+            with jax.enable_x64(True):
+                scale = jnp.asarray(n, jnp.float64) / jnp.asarray(out, jnp.float64)
+                idx = jnp.floor(jnp.arange(out, dtype=jnp.float64) * scale).astype(jnp.int64)
+                idx = jnp.minimum(idx, n - 1).astype(jnp.int32)
+        x = jnp.take(x, jnp.asarray(idx), axis=axis)  # gathers copy values: same bits either way
     return x
+
+
+def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    """(int(scale · h), int(scale · w)); for ``jax.export`` symbolic sides, the same as
+    floor(p · side / q) with p / q the shortest fraction printing as ``scale`` (0.8 = 4 / 5)."""
+    if resize.is_static(h, w):
+        return int(scale * h), int(scale * w)
+    if scale == 1.0:
+        return h, w
+    frac = fractions.Fraction(repr(float(scale)))
+    return (frac.numerator * h) // frac.denominator, (frac.numerator * w) // frac.denominator
 
 
 def resize_batch(batch: Mapping[str, Array], size: Sequence[int], method: str) -> dict:
@@ -92,7 +113,7 @@ def tta(
     views = VIEWS if dihedral else VIEWS[:1]
     per_scale = []
     for s in scales:
-        size = (int(s * h), int(s * w))
+        size = scaled_size(h, w, s)
         scaled = dict(batch) if size == (h, w) else resize_batch(batch, size, "cubic")
         total = None
         for view in views:

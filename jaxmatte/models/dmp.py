@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmatte import conventions as cv
+from jaxmatte.inference import pad as pad_lib
 from jaxmatte.models import encode, layers, vgg
 from jaxmatte.propagation import laplacian
 from jaxmatte.propagation.solve import propagate
@@ -213,8 +214,9 @@ class DMP(nn.Module):
         """[B, H, W, C_in] -> [B, H, W, T_s + T_l] (SegNet ⊕ low-level branch; §2.2-2.3)."""
         b, h, w, c = x.shape
         m = self.pad_multiple
-        ph, pw = -h % m, -w % m
-        xp = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=self.pad_mode)
+        # (= -h % m, -w % m; this form lets jax.export simplify the pooled symbolic sizes)
+        ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
+        xp = pad_lib.pad_bottom_right(x, ph, pw, self.pad_mode)  # also at symbolic sizes
         seg = SegNet(self.ts, self.blocks, self.widths, c, self.bn_mode, self.dtype, name="segnet")
         fs = seg(xp, train)[:, :h, :w]
         fl = x

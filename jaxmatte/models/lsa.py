@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -49,12 +49,30 @@ def cubic_matrix(in_size: int, out_size: int) -> np.ndarray:
     return mat.astype(np.float32)
 
 
+def _cubic_matrix_any(in_size: Any, out_size: Any, dtype: Any) -> jax.Array:
+    """`cubic_matrix` as an array; at ``jax.export`` symbolic sizes built in the graph with the
+    same float64 taps and np.add.at's tap-by-tap summation order. The optimisation barrier makes
+    XLA compile the products alike for constant and computed matrices (bit-identical outputs).
+    """
+    if resize.is_static(in_size, out_size):
+        m = jnp.asarray(cubic_matrix(int(in_size), int(out_size)), dtype)
+    else:
+        with jax.enable_x64(True):
+            idx, w = resize.cubic_taps(in_size, out_size, xp=jnp)
+            cols = jnp.arange(in_size)
+            m = jnp.zeros((out_size, in_size), jnp.float64)
+            for k in range(idx.shape[1]):
+                m = m + jnp.where(idx[:, k, None] == cols[None, :], w[:, k, None], 0.0)
+            m = m.astype(jnp.float32).astype(dtype)
+    return jax.lax.optimization_barrier(m)
+
+
 def bicubic_resize(x: jax.Array, size: Sequence[int]) -> jax.Array:
     """Resizes [B, h, w, C] to `size` like F.interpolate(mode="bicubic", align_corners=False),
     as two matrix products (see `cubic_matrix`)."""
     hi = jax.lax.Precision.HIGHEST
-    mh = jnp.asarray(cubic_matrix(x.shape[1], int(size[0])), x.dtype)
-    mw = jnp.asarray(cubic_matrix(x.shape[2], int(size[1])), x.dtype)
+    mh = _cubic_matrix_any(x.shape[1], size[0], x.dtype)
+    mw = _cubic_matrix_any(x.shape[2], size[1], x.dtype)
     x = jnp.einsum("oh,bhwc->bowc", mh, x, precision=hi)
     return jnp.einsum("pw,bowc->bopc", mw, x, precision=hi)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from types import ModuleType
+from typing import Any, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -11,13 +13,25 @@ import numpy as np
 TORCH_CUBIC_A = -0.75
 
 
-def _source_coords(in_size: int, out_size: int) -> np.ndarray:
-    """Half-pixel source coordinate of every output index (align_corners=False, size given)."""
-    scale = in_size / out_size
-    return (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
+def is_static(*sizes: Any) -> bool:
+    """True when no size is a ``jax.export`` symbolic dimension (all are plain integers)."""
+    return not any(jax.export.is_symbolic_dim(s) for s in sizes)
 
 
-def _cubic_weights(t: np.ndarray, a: float) -> np.ndarray:
+def _source_coords(in_size: int, out_size: int, xp: ModuleType = np) -> np.ndarray:
+    """Half-pixel source coordinate of every output index (align_corners=False, size given).
+
+    ``xp=jnp`` (inside ``jax.enable_x64``) does the same float64 operations in the graph, for
+    symbolic sizes.
+    """
+    if xp is np:
+        scale = in_size / out_size
+    else:
+        scale = jnp.asarray(in_size, jnp.float64) / jnp.asarray(out_size, jnp.float64)
+    return (xp.arange(out_size, dtype=xp.float64) + 0.5) * scale - 0.5
+
+
+def _cubic_weights(t: np.ndarray, a: float, xp: ModuleType = np) -> np.ndarray:
     """The four Keys weights [out, 4] for taps at offsets -1, 0, 1, 2 from floor(src)."""
 
     def near(x):  # |x| <= 1
@@ -26,25 +40,54 @@ def _cubic_weights(t: np.ndarray, a: float) -> np.ndarray:
     def far(x):  # 1 < |x| < 2
         return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
 
-    return np.stack([far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)], axis=-1)
+    return xp.stack([far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)], axis=-1)
 
 
-def cubic_taps(in_size: int, out_size: int, a: float = TORCH_CUBIC_A):
-    """Indices [out, 4] (clamped to the input) and weights [out, 4] of torch's bicubic kernel."""
-    src = _source_coords(in_size, out_size)  # no clamping of negative coordinates for cubic
-    base = np.minimum(np.floor(src), in_size - 1)
-    t = np.clip(src - base, 0.0, 1.0)
-    idx = base[:, None].astype(np.int64) + np.arange(-1, 3)[None, :]
-    return np.clip(idx, 0, in_size - 1), _cubic_weights(t, a)
+def cubic_taps(in_size: int, out_size: int, a: float = TORCH_CUBIC_A, xp: ModuleType = np):
+    """Indices [out, 4] (clamped to the input) and float64 weights [out, 4] of torch's bicubic.
+
+    ``xp=jnp`` must run inside ``jax.enable_x64(True)``; it traces the same float64 operations
+    (sizes may then be symbolic) and so gives the same bits as numpy at concrete sizes.
+    """
+    src = _source_coords(in_size, out_size, xp)  # no clamping of negative coordinates for cubic
+    base = xp.minimum(xp.floor(src), in_size - 1)
+    t = xp.clip(src - base, 0.0, 1.0)
+    idx = base[:, None].astype(xp.int64) + xp.arange(-1, 3)[None, :]
+    return xp.clip(idx, 0, in_size - 1), _cubic_weights(t, a, xp)
 
 
-def linear_taps(in_size: int, out_size: int):
-    """Indices [out, 2] and weights [out, 2] of torch's (bi)linear kernel, align_corners=False."""
-    src = np.maximum(_source_coords(in_size, out_size), 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
-    i1 = np.minimum(i0 + 1, in_size - 1)
+def linear_taps(in_size: int, out_size: int, xp: ModuleType = np):
+    """Indices [out, 2] and float64 weights [out, 2] of torch's (bi)linear kernel, half-pixel.
+
+    ``xp=jnp``: as for `cubic_taps` (inside ``jax.enable_x64(True)``, sizes may be symbolic).
+    """
+    src = xp.maximum(_source_coords(in_size, out_size, xp), 0.0)
+    i0 = xp.minimum(xp.floor(src).astype(xp.int64), in_size - 1)
+    i1 = xp.minimum(i0 + 1, in_size - 1)
     lam = src - i0
-    return np.stack([i0, i1], axis=-1), np.stack([1.0 - lam, lam], axis=-1)
+    return xp.stack([i0, i1], axis=-1), xp.stack([1.0 - lam, lam], axis=-1)
+
+
+def taps(in_size: int, out_size: int, method: str, dtype: Any) -> tuple[Any, Any]:
+    """(int32 indices [out, K], weights [out, K] in ``dtype``) of `linear_taps` / `cubic_taps`.
+
+    Static sizes: computed with numpy (float64) at trace time. Symbolic sizes (``jax.export``):
+    the same float64 arithmetic in the graph, under a local ``jax.enable_x64`` (the platform must
+    support float64: CPU and GPU do), so both give the same bits at every size. Both come out of
+    an optimisation barrier, so XLA compiles the resize the same way whether the taps are
+    constants (static) or computed (symbolic): the export then matches the jit bit for bit.
+    """
+    if method not in ("linear", "cubic"):
+        raise ValueError(f"unknown resize method {method!r}; use 'linear' or 'cubic'")
+    fn = linear_taps if method == "linear" else cubic_taps
+    if is_static(in_size, out_size):
+        idx, w = fn(in_size, out_size)
+        idx, w = jnp.asarray(idx, jnp.int32), jnp.asarray(w, dtype=dtype)
+    else:
+        with jax.enable_x64(True):
+            idx, w = fn(in_size, out_size, xp=jnp)
+            idx, w = idx.astype(jnp.int32), w.astype(dtype)
+    return jax.lax.optimization_barrier((idx, w))
 
 
 def resize_axis(x: jnp.ndarray, out_size: int, axis: int, method: str = "linear") -> jnp.ndarray:
@@ -52,7 +95,7 @@ def resize_axis(x: jnp.ndarray, out_size: int, axis: int, method: str = "linear"
 
     Args:
       x: any array; `axis` is resized, the others are batch/channel dimensions.
-      out_size: static output length of `axis`.
+      out_size: output length of `axis` (an int, or a symbolic size under ``jax.export``).
       axis: the axis to resize.
       method: "linear" (torch "linear"/"bilinear") or "cubic" (torch "bicubic", a = -0.75,
         neighbour indices clamped to the border).
@@ -62,20 +105,17 @@ def resize_axis(x: jnp.ndarray, out_size: int, axis: int, method: str = "linear"
     """
     axis = axis % x.ndim
     in_size = x.shape[axis]
-    if in_size == out_size:
-        return x
-    if method == "linear":
-        idx, w = linear_taps(in_size, out_size)
-    elif method == "cubic":
-        idx, w = cubic_taps(in_size, out_size)
-    else:
+    if method not in ("linear", "cubic"):
         raise ValueError(f"unknown resize method {method!r}; use 'linear' or 'cubic'")
+    if in_size == out_size:  # symbolic sizes compare equal only when provably equal
+        return x
+    idx, w = taps(in_size, out_size, method, x.dtype)
     bshape = [1] * x.ndim
     bshape[axis] = out_size
     out = None
     for tap in range(idx.shape[1]):
-        term = jnp.take(x, jnp.asarray(idx[:, tap]), axis=axis)
-        term = term * jnp.asarray(w[:, tap].reshape(bshape), dtype=x.dtype)
+        term = jnp.take(x, idx[:, tap], axis=axis)
+        term = term * w[:, tap].reshape(bshape)
         out = term if out is None else out + term
     return out
 
@@ -87,7 +127,7 @@ def resize_2d(
 
     Args:
       x: [B, H, W, C] (NHWC, the default `axes=(1, 2)`) or any array with two spatial axes.
-      size: static (out_H, out_W).
+      size: (out_H, out_W), ints or ``jax.export`` symbolic sizes.
       method: "linear" (bilinear) or "cubic" (bicubic, a = -0.75).
       axes: the (height, width) axes of `x`.
 
@@ -97,5 +137,6 @@ def resize_2d(
     References:
       PyTorch aten/src/ATen/native/UpSample.h (area_pixel_compute_source_index, cubic coefficients).
     """
-    x = resize_axis(x, int(size[0]), axes[0], method)
-    return resize_axis(x, int(size[1]), axes[1], method)
+    out_h, out_w = (int(s) if is_static(s) else s for s in size)
+    x = resize_axis(x, out_h, axes[0], method)
+    return resize_axis(x, out_w, axes[1], method)

@@ -11,29 +11,51 @@ import numpy as np
 
 from jaxmatte.models import layers
 from jaxmatte.models.aspp import ASPP
-from jaxmatte.models.resize import resize_axis
+from jaxmatte.models.resize import is_static, resize_axis
 from jaxmatte.models.resnet import ResNet
 from jaxmatte.registry import MODELS
 
 NUM_CLASSES = 3  # (bg, unknown, fg), the one-hot order Net-M reads (sgm.md §2.2)
 
 
+def align_corners_taps(in_size: int, out_size: int, xp=np):
+    """(i0 [out], i1 [out], float32 lam [out]): x[i0] * (1 - lam) + x[i1] * lam, align_corners.
+
+    ``xp=jnp`` (inside ``jax.enable_x64(True)``) does the same float64 arithmetic in the graph,
+    for ``jax.export`` symbolic sizes, and so gives the same bits as numpy.
+    """
+    if xp is np:
+        scale = (in_size - 1) / max(out_size - 1, 1)
+    else:
+        top = jnp.maximum(jnp.asarray(out_size - 1, jnp.float64), 1.0)
+        scale = jnp.asarray(in_size - 1, jnp.float64) / top
+    src = xp.arange(out_size, dtype=xp.float64) * scale
+    i0 = xp.minimum(xp.floor(src).astype(xp.int64), in_size - 1)
+    i1 = xp.minimum(i0 + 1, in_size - 1)
+    return i0, i1, (src - i0).astype(xp.float32)
+
+
 def resize_axis_align_corners(x: jax.Array, out_size: int, axis: int) -> jax.Array:
-    """Linear resizing of one axis with align_corners=True (torch `UpsamplingBilinear2d`)."""
+    """Linear resizing of one axis with align_corners=True (torch `UpsamplingBilinear2d`).
+
+    ``out_size`` and ``x.shape[axis]`` may be ``jax.export`` symbolic sizes (taps in the graph).
+    """
     in_size = x.shape[axis]
-    if in_size == out_size:
+    if in_size == out_size:  # symbolic sizes compare equal only when provably equal
         return x
-    src = np.arange(out_size) * ((in_size - 1) / max(out_size - 1, 1))
-    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
-    i1 = np.minimum(i0 + 1, in_size - 1)
-    lam = (src - i0).astype(np.float32)
+    if is_static(in_size, out_size):
+        i0, i1, lam = (jnp.asarray(a) for a in align_corners_taps(in_size, out_size))
+    else:
+        with jax.enable_x64(True):
+            i0, i1, lam = align_corners_taps(in_size, out_size, xp=jnp)
+            i0, i1 = i0.astype(jnp.int32), i1.astype(jnp.int32)
+    # A barrier in both cases: XLA then compiles the same kernel for constant (static) and
+    # computed (symbolic) taps, so an export matches the jit bit for bit.
+    i0, i1, lam = jax.lax.optimization_barrier((i0, i1, lam))
     shape = [1] * x.ndim
     shape[axis] = out_size
-    lam = jnp.asarray(lam.reshape(shape), x.dtype)
-    return (
-        jnp.take(x, jnp.asarray(i0), axis=axis) * (1 - lam)
-        + jnp.take(x, jnp.asarray(i1), axis=axis) * lam
-    )
+    lam = lam.reshape(shape).astype(x.dtype)
+    return jnp.take(x, i0, axis=axis) * (1 - lam) + jnp.take(x, i1, axis=axis) * lam
 
 
 def resize_bilinear(x: jax.Array, hw: tuple[int, int], align_corners: bool) -> jax.Array:

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmatte.models.resize import resize_2d, resize_axis
+from jaxmatte.models.resize import is_static, resize_2d, resize_axis
 from jaxmatte.registry import BACKBONES
 
 LN_EPS = 1e-6  # ViTDet / DINO LayerNorm epsilon, also used by the residual blocks' channel-LN
@@ -43,11 +43,12 @@ def window_partition(x: jnp.ndarray, window: int) -> Tuple[jnp.ndarray, Tuple[in
       (Hp, Wp) the padded size).
     """
     b, h, w, c = x.shape
-    hp, wp = -(-h // window) * window, -(-w // window) * window
-    if (hp, wp) != (h, w):
+    nh, nw = -(-h // window), -(-w // window)  # windows per column / row (symbolic allowed)
+    hp, wp = nh * window, nw * window
+    if (hp, wp) != (h, w):  # symbolic sides never compare equal: pad by a symbolic width
         x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
-    x = x.reshape(b, hp // window, window, wp // window, window, c)
-    return x.transpose(0, 1, 3, 2, 4, 5).reshape(-1, window, window, c), (hp, wp)
+    x = x.reshape(b, nh, window, nw, window, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, window, window, c), (hp, wp)
 
 
 def window_unpartition(
@@ -56,9 +57,10 @@ def window_unpartition(
     """Inverse of `window_partition`: windows -> [B, Hp, Wp, C] cropped to [B, H, W, C]."""
     hp, wp = pad_hw
     nh, nw = hp // window, wp // window
-    b = windows.shape[0] // (nh * nw)
-    x = windows.reshape(b, nh, nw, window, window, -1).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, hp, wp, -1)[:, : hw[0], : hw[1]]
+    c = windows.shape[-1]
+    # [B * nh * nw, ...] -> [B, nh, nw, ...]: -1 lets jax divide out nh * nw also when symbolic.
+    x = windows.reshape(-1, nh, nw, window, window, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, hp, wp, c)[:, : hw[0], : hw[1]]
 
 
 def get_rel_pos(table: jnp.ndarray, q_size: int, k_size: int) -> jnp.ndarray:
@@ -68,9 +70,18 @@ def get_rel_pos(table: jnp.ndarray, q_size: int, k_size: int) -> jnp.ndarray:
     2 * max(q_size, k_size) - 1 rows when L differs. Coordinates are scaled as in ViTDet when
     q_size != k_size.
 
+    Symbolic sizes (``jax.export``) need ``q_size == k_size`` (self-attention), where the
+    indices are the integers q - k + k_size - 1 and the resize runs in the graph.
+
     References:
       Li et al., "Exploring Plain ViT Backbones for Object Detection" (ViTDet), get_rel_pos.
     """
+    if not is_static(q_size, k_size):
+        if not q_size == k_size:
+            raise ValueError(f"get_rel_pos: symbolic sizes must be equal, got {q_size}, {k_size}")
+        table = resize_axis(table, 2 * q_size - 1, axis=0, method="linear")
+        idx = jnp.arange(q_size)[:, None] - jnp.arange(k_size)[None, :] + (k_size - 1)
+        return table[idx]
     max_dist = 2 * max(q_size, k_size) - 1
     table = resize_axis(table, max_dist, axis=0, method="linear")
     q = np.arange(q_size)[:, None] * max(k_size / q_size, 1.0)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmatte.inference.pad import crop_to, pad_to_multiple, padded_size
+from jaxmatte.inference.pad import crop_to, pad_bottom_right, pad_to_multiple, padded_size
 
 
 def _quirk_reference(h, w, m):
@@ -46,3 +46,28 @@ def test_aligned_input_is_unchanged_and_bad_mode_rejected():
     assert out.shape == x.shape and hw == (64, 32)
     with pytest.raises(ValueError, match="pad mode"):
         pad_to_multiple(x, 32, "reflect")
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge", "constant"])
+def test_pad_bottom_right_at_symbolic_sizes_equals_numpy(mode):
+    # Symbolic sides gather rows/columns; numpy's pad is the reference, including a reflect
+    # width above side - 1 (side 16 padded to 32: the reflection repeats).
+    def f(x):
+        h, w = x.shape[1:3]
+        return pad_bottom_right(x, -(-h // 32) * 32 - h, -(-w // 32) * 32 - w, mode)
+
+    b, h, w = jax.export.symbolic_shape("b, h, w", constraints=("h >= 2", "w >= 2"))
+    spec = jax.ShapeDtypeStruct((b, h, w, 2), jnp.float32)
+    exported = jax.export.export(jax.jit(f))(spec)
+    rng = np.random.default_rng(0)
+    for hw in ((16, 5), (2, 3), (33, 40), (31, 64)):
+        x = rng.normal(size=(1, *hw, 2)).astype(np.float32)
+        want = np.pad(x, ((0, 0), (0, -hw[0] % 32), (0, -hw[1] % 32), (0, 0)), mode=mode)
+        np.testing.assert_array_equal(np.asarray(exported.call(x)), want)
+        np.testing.assert_array_equal(np.asarray(jax.jit(f)(x)), want)  # static: jnp.pad
+
+
+def test_padded_size_quirk_is_the_branchy_rule_for_all_small_sizes():
+    for h in range(1, 70):
+        for w in range(1, 70):
+            assert padded_size(h, w, 16, "vitmatte_quirk") == _quirk_reference(h, w, 16)

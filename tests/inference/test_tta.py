@@ -108,3 +108,35 @@ def test_lsa_tta_procedure_single_view_matches_a_manual_pass():
     manual = model.apply(variables, padded)["alpha"][:, 16:36, 16:40]
     manual = br.force_known(manual, batch["trimap"])
     np.testing.assert_allclose(out, manual, atol=1e-6)
+
+
+def test_scaled_size_symbolic_form_equals_int_of_the_product():
+    for s in (0.8, 1.0, 1.25, 0.5):
+        frac = tta.fractions.Fraction(repr(s))
+        for h in range(1, 400):
+            assert tta.scaled_size(h, h + 1, s) == (int(s * h), int(s * (h + 1)))
+            assert (frac.numerator * h) // frac.denominator == int(s * h), (s, h)
+    (h, w) = jax.export.symbolic_shape("h, w")
+    sh, sw = tta.scaled_size(h, w, 0.8)
+    assert jax.export.is_symbolic_dim(sh) and tta.scaled_size(h, w, 1.0) == (h, w)
+
+
+def test_resize_batch_at_symbolic_sizes_matches_static():
+    # A 0.8-scaled view at symbolic sizes (trimap nearest, image bicubic) equals the jitted one.
+    def f(image, trimap):
+        h, w = trimap.shape[1:3]
+        return tta.resize_batch(
+            {"image": image, "trimap": trimap}, tta.scaled_size(h, w, 0.8), "cubic"
+        )
+
+    b, h, w = jax.export.symbolic_shape("b, h, w", constraints=("h >= 4", "w >= 4"))
+    specs = [jax.ShapeDtypeStruct((b, h, w, c), jnp.float32) for c in (3, 1)]
+    exported = jax.export.export(jax.jit(f))(*specs)
+    rng = np.random.default_rng(0)
+    for hw in ((37, 50), (64, 45)):
+        image = rng.normal(size=(1, *hw, 3)).astype(np.float32)
+        trimap = rng.choice(np.float32([0.0, 0.5, 1.0]), size=(1, *hw, 1))
+        got, want = exported.call(image, trimap), jax.jit(f)(image, trimap)
+        assert got["trimap"].shape[1:3] == (int(0.8 * hw[0]), int(0.8 * hw[1]))
+        for k in want:
+            np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
