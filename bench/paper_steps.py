@@ -58,7 +58,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jaxmatte import config_lib, train  # noqa: E402
-from jaxmatte.data import pipeline  # noqa: E402
 from jaxmatte.registry import DATASETS  # noqa: E402
 
 BASELINE = "DDC"
@@ -148,13 +147,7 @@ def pipeline_batch(config: Any, height: int, width: int) -> dict[str, np.ndarray
     Returns every key the pipeline yields, ``[B, height, width, C]`` (spatial keys) or as is.
     """
     data_dir = DATASETS.get(config.data.name)(config.data)
-    it = pipeline.train_iterator(
-        data_dir,
-        config.data.train_split,
-        config_lib.pp_spec(config.data),
-        global_batch=config.data.batch_size,
-        seed=config.seed,
-    )
+    it = train.train_batches(config, data_dir)
     crop = config.data.crop_size
     out = {}
     for k, v in next(it).items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -136,6 +136,23 @@ def init_state(init_fn: Callable, shardings: Any | None, seed: int) -> State:
     return init.compile(compiler_options=INIT_COMPILER_OPTIONS)(key)
 
 
+def train_batches(config: ConfigDict, data_dir: str, start_step: int = 0) -> Iterator[dict]:
+    """The config's training batches from ``start_step``: its pipeline, seed, shuffle and
+    background split, this process's share of each global batch (host numpy arrays)."""
+    return pipeline.train_iterator(
+        data_dir,
+        config.data.train_split,
+        config_lib.pp_spec(config.data),
+        global_batch=config.data.batch_size,
+        seed=config.seed,
+        start_step=start_step,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        shuffle=config.data.shuffle,
+        bg_split=config.data.bg_split,
+    )
+
+
 def sharded_abstract_state(init_fn: Callable, mesh: jax.sharding.Mesh) -> State:
     """The state's shapes and dtypes, every leaf replicated over ``mesh``."""
     rep = sharding.replicated(mesh)
@@ -262,18 +279,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict[str, Any]:
         out_shardings=(state_sh, rep),
         donate_argnums=(0,),
     )
-    it = pipeline.train_iterator(
-        data_dir,
-        config.data.train_split,
-        config_lib.pp_spec(config.data),
-        global_batch=config.data.batch_size,
-        seed=config.seed,
-        start_step=start,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        shuffle=config.data.shuffle,
-        bg_split=config.data.bg_split,
-    )
+    it = train_batches(config, data_dir, start)
     progress = writers.Progress(start, num_steps, t.log_every, is_main)
     max_bad = int(t.get("max_nonfinite", 10))
     pending: tuple[int, dict] | None = None  # checked one step late: no stall per step

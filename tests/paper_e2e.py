@@ -104,20 +104,12 @@ def train_eval_predict_resume(config: str, tmp: pathlib.Path, predict_args: list
 def sharded_equals_single(config: str, tmp: pathlib.Path, steps: int = 2, rtol: float = 2e-5):
     """The jitted train step on 8 devices gives the losses it gives on 1 (same global batch)."""
     from jaxmatte import config_lib, sharding, train
-    from jaxmatte.data import pipeline
     from jaxmatte.registry import DATASETS
 
     c = config_lib.load(config)
     c.data.dir = str(tmp / "cache")
     data_dir = DATASETS.get(c.data.name)(c.data)
-    it = pipeline.train_iterator(
-        data_dir,
-        c.data.train_split,
-        config_lib.pp_spec(c.data),
-        global_batch=c.data.batch_size,
-        seed=0,
-    )
-    batch = next(it)
+    batch = next(train.train_batches(c, data_dir))
     traces = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = jax.make_mesh(

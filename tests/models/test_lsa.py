@@ -155,6 +155,7 @@ def test_overfits_two_examples_below_the_trivial_predictor():
     the trivial predictor's (the trimap with 0.5 in its unknown region) and below the untrained
     model's; eval mode (running BN statistics) is what is scored."""
     from jaxmatte.losses.lsa import lsa_multiscale
+    from tests import overfit
     from tests.models.test_tcp import synthetic
 
     data = synthetic(n=2, size=64, seed=5)
@@ -171,16 +172,6 @@ def test_overfits_two_examples_below_the_trivial_predictor():
         )
         return lsa_multiscale(out, batch)[0], new["batch_stats"]
 
-    @jax.jit
-    def steps(params, stats, opt):
-        def body(_, carry):
-            params, stats, opt, _ = carry
-            (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
-            upd, opt = tx.update(g, opt, params)
-            return optax.apply_updates(params, upd), stats, opt, loss
-
-        return jax.lax.fori_loop(0, 50, body, (params, stats, opt, jnp.float32(0)))
-
     unknown = np.asarray(batch["trimap"]) == 0.5
     gt = np.asarray(batch["alpha"])
     apply = jax.jit(lambda v: model.apply(v, inputs)["alpha"])
@@ -189,10 +180,7 @@ def test_overfits_two_examples_below_the_trivial_predictor():
         return float(np.abs(np.asarray(alpha) - gt)[unknown].sum())
 
     untrained = sad(apply(variables))
-    params, stats = variables["params"], variables["batch_stats"]
-    opt = tx.init(params)
-    for _ in range(6):  # 300 steps
-        params, stats, opt, _ = steps(params, stats, opt)
+    params, stats, _ = overfit.fit(loss_fn, variables["params"], variables["batch_stats"], tx, 300)
     trained = sad(apply({"params": params, "batch_stats": stats}))
     trivial = sad(np.where(unknown, 0.5, gt))
     assert trained < 0.35 * trivial, (trained, untrained, trivial)

@@ -16,6 +16,7 @@ from jaxmatte.losses import tcp as tcp_loss
 from jaxmatte.models import tcp
 from jaxmatte.models.tcp import TCP
 from jaxmatte.registry import MODELS
+from tests import overfit
 
 TINY = dict(
     widths=(8, 8, 16, 16, 16), enc_blocks=(1, 1, 1, 1), dec_blocks=(1, 1, 1, 1), tcp_width=8
@@ -190,19 +191,7 @@ def test_overfits_two_examples_well_below_the_trivial_predictor():
         lb, _ = tcp_loss.tcp_bg(out, batch)
         return 0.9 * la + 0.1 * lb, new["batch_stats"]
 
-    @jax.jit
-    def steps(params, stats, opt):
-        def body(_, carry):
-            params, stats, opt, _ = carry
-            (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
-            upd, opt = tx.update(g, opt, params)
-            return optax.apply_updates(params, upd), stats, opt, loss
-
-        return jax.lax.fori_loop(0, 50, body, (params, stats, opt, jnp.float32(0)))
-
-    params, stats, opt = v["params"], v["batch_stats"], tx.init(v["params"])
-    for _ in range(6):  # 300 steps
-        params, stats, opt, loss = steps(params, stats, opt)
+    params, stats, loss = overfit.fit(loss_fn, v["params"], v["batch_stats"], tx, 300)
     gt, tri = batch["alpha"], batch["trimap"]
     trivial = jnp.where(tri == 0.5, 0.5, tri)
     trivial_loss = 0.9 * tcp_loss.tcp_alpha({"alpha": trivial}, batch)[0]
