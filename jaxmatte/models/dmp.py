@@ -214,9 +214,9 @@ class DMP(nn.Module):
         """[B, H, W, C_in] -> [B, H, W, T_s + T_l] (SegNet ⊕ low-level branch; §2.2-2.3)."""
         b, h, w, c = x.shape
         m = self.pad_multiple
-        # (= -h % m, -w % m; this form lets jax.export simplify the pooled symbolic sizes)
-        ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
-        xp = pad_lib.pad_bottom_right(x, ph, pw, self.pad_mode)  # also at symbolic sizes
+        # padded_size's ceil form (not -h % m) lets jax.export simplify the pooled symbolic sizes
+        hp, wp = pad_lib.padded_size(h, w, m, "minimal")
+        xp = pad_lib.pad_bottom_right(x, hp - h, wp - w, self.pad_mode)  # also at symbolic sizes
         seg = SegNet(self.ts, self.blocks, self.widths, c, self.bn_mode, self.dtype, name="segnet")
         fs = seg(xp, train)[:, :h, :w]
         fl = x
