@@ -4,7 +4,23 @@ import os
 import pathlib
 import tempfile
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# XLA:CPU spends most of a test's time compiling small programs, and most of that in LLVM's
+# optimisation passes; tests (this process and every JAX process they start) compile without
+# them. The HLO passes still run, so results agree with optimised builds to the last bits of
+# reductions; speed is measured by bench/, never by tests. Override with
+# JAXMATTE_TEST_XLA_FLAGS (empty = XLA's defaults).
+TEST_XLA_FLAGS = os.environ.get(
+    "JAXMATTE_TEST_XLA_FLAGS",
+    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+)
+
+
+def xla_flags(devices: int = 8) -> str:
+    """XLA_FLAGS of a test's JAX process: `devices` fake CPU devices and `TEST_XLA_FLAGS`."""
+    return f"--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}".strip()
+
+
+os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -16,7 +16,7 @@ import cv2
 import jax
 import numpy as np
 
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 
 
 def env(tmp: pathlib.Path, devices: int = 8) -> dict:
@@ -24,7 +24,7 @@ def env(tmp: pathlib.Path, devices: int = 8) -> dict:
     # One persistent compilation cache for the runs of a test: the resumed run, eval and predict
     # reuse what the first run compiled (same programs, same results; less CI time).
     e["JAX_COMPILATION_CACHE_DIR"] = str(tmp / "jax_cache")
-    e["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    e["XLA_FLAGS"] = xla_flags(devices)
     return e
 
 
@@ -74,6 +74,16 @@ def resume_is_exact(config: str, ref: pathlib.Path, workdir: pathlib.Path, e: di
     assert s1 == s2 == STEPS
     for a, b in zip(p1, p2):
         np.testing.assert_array_equal(a, b)
+
+
+def assert_learned(summary: dict) -> None:
+    """The trained model scores better than the untrained one (its step-0 eval) on the eval split:
+    lower SAD for alpha models, higher pixel accuracy for trimap models."""
+    base = summary["untrained"]
+    if summary["kind"] == "trimap":
+        assert summary["pixel_accuracy"] > base["pixel_accuracy"], summary
+    else:
+        assert summary["sad"] < base["sad"], summary
 
 
 def train_eval_predict_resume(config: str, tmp: pathlib.Path, predict_args: list[str]) -> dict:

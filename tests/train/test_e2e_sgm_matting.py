@@ -2,6 +2,8 @@
 (image + coarse mask, no trimap); each net also gets train/eval/predict, exact resume and
 8 devices = 1."""
 
+import json
+
 import cv2
 import numpy as np
 
@@ -35,6 +37,26 @@ def test_train_both_then_predict_jointly(tmp_path):
     )
     a = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
     assert a.shape == (40, 52) and a.dtype == np.uint8
+
+    # The README's two eval commands: the joint procedure, then the no-Net-T baseline.
+    scores = []
+    for extra in ([], ["--config.inference.kwargs.trimap_source=softseg"]):
+        paper_e2e.run(
+            "configs/sgm_matting.py:tiny,joint",
+            [
+                "--workdir",
+                str(tmp_path / "m" / "ref"),
+                "--mode",
+                "eval",
+                f"--config.inference.runs.trimap_net.workdir={tmp_path / 't' / 'ref'}",
+            ]
+            + extra,
+            paper_e2e.env(tmp_path),
+        )
+        summary = json.loads((tmp_path / "m" / "ref" / "eval" / "metrics.json").read_text())
+        scores.append((summary["sad_whole"], summary["mse_whole"]))
+    assert np.all(np.isfinite(scores))
+    assert scores[0] != scores[1]  # the baseline's trimap is not Net-T's
 
 
 def test_sharded_step_equals_single_device(tmp_path):

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 
 MAIN = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/tcp.py:tiny"]
 
@@ -21,7 +21,7 @@ def _run(args, env):
 def test_export_mode_writes_a_loadable_function(tmp_path):
     env = dict(os.environ, JAXMATTE_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax_cache")
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    env["XLA_FLAGS"] = xla_flags(8)
     work = str(tmp_path / "run")
     train = ["--workdir", work, "--config.train.num_steps=2", "--config.train.checkpoint_every=2"]
     r = _run(train, env)

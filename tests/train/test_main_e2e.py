@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 
 MAIN = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/ddc.py:tiny"]
 
@@ -19,7 +19,7 @@ MAIN = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/ddc.py
 def _env(tmp_path, devices=8):
     env = dict(os.environ, JAXMATTE_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax_cache")  # shared by a test's runs
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = xla_flags(devices)
     return env
 
 
