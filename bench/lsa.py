@@ -2,6 +2,7 @@
 
     python bench/lsa.py                      # BR at 1024², train step at 640², batch 16
     python bench/lsa.py --size 128 --train-size 64 --batch 2 --tiny --repeats 2   # smoke run
+    python bench/lsa.py --loop-check --size 512 --repeats 2   # a BR step alone vs in fori_loop
 
 Timings interleave the compared programs (forward, decoder-only forward, BR) over `--repeats`
 rounds and report best-of-N and the median. The train step is built here (jax.grad of the LSA
@@ -101,6 +102,40 @@ def bench_br(model, variables, size: int, steps: int, repeats: int) -> None:
         )
 
 
+def bench_loop(model, variables, size: int, repeats: int) -> None:
+    """One BR step jitted alone vs the same step inside `lax.fori_loop` (BR2, BR4) at `size`.
+
+    (BR4 - BR2) / 2 is a step inside the loop; XLA:CPU runs it ~7x slower than alone (session 7,
+    bench/RESULTS.md). Also counts the loop's convolutions whose kernel keeps the transposed
+    ``01oi`` layout.
+    """
+    inputs = {k: v for k, v in _batch(1, size).items() if k in model.inputs}
+    feats = jax.jit(lambda v, b: model.apply(v, b, method="encode"))(variables, inputs)
+
+    def cost(v, f, brm):
+        a = model.apply(v, f, brm, method="decode")["alpha_raw"][..., 0]
+        return jnp.sum(jnp.clip(a, 0.0, 1.0) ** 2)
+
+    step = jax.jit(jax.grad(cost, argnums=2))
+    programs = {"step_alone": (step, (variables, feats, model.brm_zeros(1)))}
+    for n in (2, 4):
+        fn = jax.jit(lambda v, b, n=n: br.refine(model, v, b, n, 20.0)["alpha"])
+        programs[f"BR{n}"] = (fn, (variables, inputs))
+    for name, (fn, args) in list(programs.items()):
+        compiled = fn.lower(*args).compile()
+        oi = compiled.as_text().count("_01oi->")
+        print(f"  {name}: convolutions with a 01oi kernel layout: {oi}", flush=True)
+        programs[name] = (compiled, args)
+        jax.block_until_ready(compiled(*args))
+    times = _interleaved(programs, repeats)
+    in_loop = (min(times["BR4"]) - min(times["BR2"])) / 2
+    alone = min(times["step_alone"])
+    print(
+        f"BR step at {size}x{size}: alone {alone * 1e3:.0f} ms, inside fori_loop "
+        f"{in_loop * 1e3:.0f} ms ((BR4 - BR2) / 2, best of {repeats}): x{in_loop / alone:.1f}"
+    )
+
+
 def bench_train(model, variables, size: int, batch_size: int, repeats: int) -> None:
     loss_fn = LOSSES.get("lsa_multiscale")
     # torch Adam with weight_decay: coupled L2 added to the gradient before the Adam moments.
@@ -157,11 +192,15 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny widths (smoke runs)")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--skip", choices=("br", "train"), default=None)
+    ap.add_argument("--loop-check", action="store_true", help="BR step alone vs in fori_loop")
     args = ap.parse_args()
     print(f"devices: {jax.devices()}")
     model = lsa.LSA(dtype=args.dtype, **(TINY if args.tiny else {}))
     init_batch = {k: v[:1, :64, :64] for k, v in _batch(1, 64).items() if k in model.inputs}
     variables = jax.jit(lambda b: model.init({"params": jax.random.key(0)}, b))(init_batch)
+    if args.loop_check:
+        bench_loop(model, variables, args.size, args.repeats)
+        return
     if args.skip != "br":
         bench_br(model, variables, args.size, args.steps, args.repeats)
     if args.skip != "train":

@@ -76,16 +76,6 @@ def resume_is_exact(config: str, ref: pathlib.Path, workdir: pathlib.Path, e: di
         np.testing.assert_array_equal(a, b)
 
 
-def assert_learned(summary: dict) -> None:
-    """The trained model scores better than the untrained one (its step-0 eval) on the eval split:
-    lower SAD for alpha models, higher pixel accuracy for trimap models."""
-    base = summary["untrained"]
-    if summary["kind"] == "trimap":
-        assert summary["pixel_accuracy"] > base["pixel_accuracy"], summary
-    else:
-        assert summary["sad"] < base["sad"], summary
-
-
 def train_eval_predict_resume(config: str, tmp: pathlib.Path, predict_args: list[str]) -> dict:
     """Runs the whole check; returns the final eval summary."""
     import json
