@@ -14,6 +14,12 @@ TEST_XLA_FLAGS = os.environ.get(
     "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
 )
 
+# XLA's own defaults for the two options above, for a test that must compile as users do.
+XLA_DEFAULT_COMPILER_OPTIONS = {
+    "xla_backend_optimization_level": 3,
+    "xla_llvm_disable_expensive_passes": False,
+}
+
 
 def xla_flags(devices: int = 8) -> str:
     """XLA_FLAGS of a test's JAX process: `devices` fake CPU devices and `TEST_XLA_FLAGS`."""

@@ -15,13 +15,9 @@ from jaxmatte import checkpoint, config_lib, sharding, train
 from jaxmatte.data import pipeline
 from jaxmatte.registry import DATASETS
 from tests import contract_toy_config
+from tests.conftest import XLA_DEFAULT_COMPILER_OPTIONS
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-# XLA's defaults for the two options tests/conftest.py's TEST_XLA_FLAGS change.
-XLA_DEFAULT_OPTIMISATION = {
-    "xla_backend_optimization_level": 3,
-    "xla_llvm_disable_expensive_passes": False,
-}
 
 
 def _setup(c, mesh=None):
@@ -57,7 +53,7 @@ def test_ddc_tiny_losses_unchanged_by_the_contract(tmp_path):
     batches = [sharding.global_batch(mesh, b) for b in _batches(c, 6, tmp_path)]
     # Recorded with XLA's default LLVM optimisation; the tests' TEST_XLA_FLAGS turn it off, which
     # moves these losses by ~7e-6 (other fused arithmetic), so this step compiles with it on.
-    step = step.lower(state, batches[0]).compile(compiler_options=XLA_DEFAULT_OPTIMISATION)
+    step = step.lower(state, batches[0]).compile(compiler_options=XLA_DEFAULT_COMPILER_OPTIONS)
     for batch, ref in zip(batches, want):
         state, metrics = step(state, batch)
         for k in ("loss/total", "loss/known_l1", "loss/ddc", "grad_norm"):

@@ -7,7 +7,8 @@ import sys
 
 import numpy as np
 
-from tests.conftest import REPO, xla_flags
+from tests import paper_e2e
+from tests.conftest import REPO
 
 MAIN = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/tcp.py:tiny"]
 
@@ -19,9 +20,7 @@ def _run(args, env):
 
 
 def test_export_mode_writes_a_loadable_function(tmp_path):
-    env = dict(os.environ, JAXMATTE_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
-    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax_cache")
-    env["XLA_FLAGS"] = xla_flags(8)
+    env = paper_e2e.env(tmp_path)
     work = str(tmp_path / "run")
     train = ["--workdir", work, "--config.train.num_steps=2", "--config.train.checkpoint_every=2"]
     r = _run(train, env)

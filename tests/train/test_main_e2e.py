@@ -1,7 +1,6 @@
 """End to end through ``python -m jaxmatte.main``: the three modes, SIGKILL resume, two hosts."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -11,16 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, xla_flags
+from tests import paper_e2e
+from tests.conftest import REPO
 
 MAIN = [sys.executable, "-u", "-m", "jaxmatte.main", "--config", "configs/ddc.py:tiny"]
 
 
 def _env(tmp_path, devices=8):
-    env = dict(os.environ, JAXMATTE_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
-    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax_cache")  # shared by a test's runs
-    env["XLA_FLAGS"] = xla_flags(devices)
-    return env
+    return paper_e2e.env(tmp_path, devices)
 
 
 def _run(args, env, timeout=600):
