@@ -196,7 +196,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
             stem_width=8,
         )
         config_lib.make_tiny(c, name="synthetic", dir="", bg_split="")
-        c.optim.schedule.step_size = 4
+        c.data.recipe_kwargs.pixel_scale = config_lib.TINY_PIXEL_SCALE
+        c.optim.lr = 5e-3  # learns within TINY_LEARN_STEPS (halved once)
+        c.optim.schedule.step_size = config_lib.TINY_LEARN_STEPS // 2
         c.train.update(
             num_steps=6,
             log_every=2,

@@ -12,6 +12,7 @@ given on the command line) and takes an image and a coarse mask (``predict.mask`
 from ml_collections import ConfigDict
 
 from jaxmatte import config_lib
+from jaxmatte.data import recipes
 
 VARIANTS = ("quick", "tiny", "joint")
 TINY_MODEL = {
@@ -148,10 +149,14 @@ def get_config(arg: str | None = None) -> ConfigDict:
     elif arg == "tiny":
         c.model.kwargs.update(TINY_MODEL)
         config_lib.make_tiny(c)
+        c.data.recipe_kwargs.pixel_scale = config_lib.TINY_PIXEL_SCALE
         c.data.synthetic.num_train = 8
-        c.optim.schedule.update(warmup_steps=2, total_steps=6)
+        c.optim.lr = 3e-3  # learns within TINY_LEARN_STEPS
+        c.optim.schedule.update(warmup_steps=2, total_steps=config_lib.TINY_LEARN_STEPS)
         c.eval.metrics = ("sad", "mse")
     if joint:
+        # Pixel sizes at the recipe's scale (``:tiny`` works on 48-px images).
+        scale = c.data.recipe_kwargs.get("pixel_scale", 1.0)
         net_t = "configs/sgm_trimap.py" + (f":{arg}" if arg else "")
         c.inference = ConfigDict(
             {
@@ -160,8 +165,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
                     "fusion": "soft",  # "hard" = JIH
                     "fusion_alpha": "refined",  # "coarse" = the "-c" variants
                     "ji_trimap": "hard",  # one-hot argmax (our choice); "soft" = P
-                    "seg_erosion": 20,
-                    "seg_blur": 31,
+                    "seg_erosion": recipes.px(20, scale),
+                    "seg_blur": recipes.px(31, scale, odd=True),
                     "mask_threshold": 0.5,
                     "multiple": 32,
                     # "softseg" = no Net-T: Net-M on the trimap read off the raw soft
@@ -179,7 +184,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
         c.predict.update(batch_size=1, overwrite=False, skip_bad=False, snap_trimap=False)
         # Evaluation gives Net-T the soft segmentation of a random erosion trimap (training ops).
         c.data.pp_eval = (
-            "gca_erode(key='trimap_rand')|sgm_softseg(src='trimap_rand')|"
-            "normalize(('image',))|trimap_to_label(('trimap',))"
+            recipes.sgm_t_inputs(scale, target=False)
+            + "|normalize(('image',))|trimap_to_label(('trimap',))"
         )
     return c

@@ -13,8 +13,14 @@ set ``init.weights`` to the converted checkpoint for that.
 from ml_collections import ConfigDict
 
 from jaxmatte import config_lib
+from jaxmatte.data import recipes
 
 VARIANTS = ("quick", "tiny")
+
+
+def eval_ops(pixel_scale: float = 1.0) -> str:
+    """Evaluation makes Net-T's inputs and target with the training ops, seeded per image."""
+    return recipes.sgm_t_inputs(pixel_scale) + "|normalize(('image',))|trimap_to_label(('trimap',))"
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
@@ -57,10 +63,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
             "pp_train": "",
             # Evaluation makes Net-T's inputs and target with the training ops, seeded per image:
             # a random erosion trimap -> soft segmentation, and the 15-px erosion target.
-            "pp_eval": (
-                "gca_erode(key='trimap_rand')|sgm_softseg(src='trimap_rand')|sgm_target()|"
-                "normalize(('image',))|trimap_to_label(('trimap',))"
-            ),
+            "pp_eval": eval_ops(),
             "synthetic": {"seed": 0, "size": 640, "num_train": 1800, "num_eval": 50},
         }
     )
@@ -147,9 +150,12 @@ def get_config(arg: str | None = None) -> ConfigDict:
             aspp_features=16,
             shortcut_features=8,
         )
-        config_lib.make_tiny(c, recipe_kwargs={"sides": (32, 48)})
+        scale = config_lib.TINY_PIXEL_SCALE
+        config_lib.make_tiny(c, recipe_kwargs={"sides": (32, 48), "pixel_scale": scale})
+        c.data.pp_eval = eval_ops(scale)
         c.data.synthetic.num_train = 8
-        c.optim.schedule.update(total_steps=6)
+        c.optim.lr = 3e-3
+        c.optim.schedule.update(total_steps=config_lib.TINY_LEARN_STEPS)
     elif arg:
         raise ValueError(
             f"configs/sgm_trimap.py: unknown variant {arg!r}; known: {', '.join(VARIANTS)} or none"

@@ -1,7 +1,8 @@
 """The checks every paper config gets through ``python -m jaxmatte.main`` in its ``:tiny`` size.
 
-Train (8 fake devices) -> eval -> predict; resume from a mid-run checkpoint, bitwise equal to the
-uninterrupted run; and the sharded train step on 8 devices equal to 1 device, in process.
+Train (8 fake devices; the final eval beats the untrained one) -> eval -> predict; resume from a
+mid-run checkpoint, bitwise equal to the uninterrupted run; and the sharded train step on 8
+devices equal to 1 device, in process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import cv2
 import jax
 import numpy as np
 
+from jaxmatte import config_lib
 from tests.conftest import REPO, xla_flags
 
 
@@ -47,14 +49,24 @@ def params(config: str, workdir: pathlib.Path, step: int | None = None):
     return s, [np.asarray(x) for x in jax.tree.leaves(variables)]
 
 
-STEPS = 8
-CHECKPOINT_EVERY = 4
+STEPS = config_lib.TINY_LEARN_STEPS  # the length the :tiny schedules are sized for
+CHECKPOINT_EVERY = STEPS // 2
 TRAIN_ARGS = [
     f"--config.train.num_steps={STEPS}",
     "--config.train.log_every=1",
     f"--config.train.checkpoint_every={CHECKPOINT_EVERY}",
-    "--config.train.eval_at_start=False",
+    "--config.train.eval_at_start=True",  # the untrained score, for `assert_learned`
 ]
+# How much better than untrained a :tiny run must end, relative (the margins measured on the
+# tiny configs are 3-27%; float noise between machines moves the scores by < 0.1%).
+LEARN_MARGIN = 0.02
+
+
+def assert_learned(summary: dict, metric: str, higher_is_better: bool = False) -> None:
+    """The final eval beats the untrained (step 0) eval of the same run on ``metric``."""
+    before, after = summary["untrained"][metric], summary[metric]
+    gain = (after - before) / before if higher_is_better else (before - after) / before
+    assert gain > LEARN_MARGIN, f"{metric}: untrained {before:.4g} -> trained {after:.4g}"
 
 
 def resume_is_exact(config: str, ref: pathlib.Path, workdir: pathlib.Path, e: dict) -> None:
@@ -76,8 +88,15 @@ def resume_is_exact(config: str, ref: pathlib.Path, workdir: pathlib.Path, e: di
         np.testing.assert_array_equal(a, b)
 
 
-def train_eval_predict_resume(config: str, tmp: pathlib.Path, predict_args: list[str]) -> dict:
-    """Runs the whole check; returns the final eval summary."""
+def train_eval_predict_resume(
+    config: str,
+    tmp: pathlib.Path,
+    predict_args: list[str],
+    learned: str = "sad",
+    higher_is_better: bool = False,
+) -> dict:
+    """Runs the whole check, including that training improved the ``learned`` eval metric over
+    the untrained model; returns the final eval summary."""
     import json
 
     e = env(tmp)
@@ -85,6 +104,7 @@ def train_eval_predict_resume(config: str, tmp: pathlib.Path, predict_args: list
     r = run(config, TRAIN_ARGS + ["--workdir", str(ref)], e)
     assert "steps/s" in r.stdout and "ETA" in r.stdout
     summary = json.loads((ref / "eval" / "metrics.json").read_text())
+    assert_learned(summary, learned, higher_is_better)
     r = run(config, ["--workdir", str(ref), "--mode", "eval"], e)
     assert f"eval of step {STEPS}" in r.stdout
     out = tmp / "pred"

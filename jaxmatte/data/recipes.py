@@ -25,6 +25,53 @@ def pack(extra_labels: tuple[str, ...] = (), extra: tuple[str, ...] = (), rgb=("
     return f"normalize({tuple(rgb)!r})|trimap_to_label({labels!r})|keep({keep!r})"
 
 
+def px(size: float, pixel_scale: float, odd: bool = False) -> int:
+    """A recipe's pixel size (kernel side, radius, resize side) at ``pixel_scale``: at least 1,
+    and odd when ``odd`` (blur kernels)."""
+    k = max(1, round(size * pixel_scale))
+    return k + 1 - k % 2 if odd else k
+
+
+def _args(pixel_scale: float, **sizes: tuple[float, ...] | float) -> str:
+    """Keyword arguments giving an op its pixel sizes at ``pixel_scale``; "" at 1 (the op's
+    defaults are the paper's sizes, so the paper specs stay as they read)."""
+    if pixel_scale == 1.0:
+        return ""
+    scaled = {
+        k: tuple(px(x, pixel_scale, odd=k.startswith("blur")) for x in v)
+        if isinstance(v, tuple)
+        else px(v, pixel_scale)
+        for k, v in sizes.items()
+    }
+    return ", ".join(f"{k}={v!r}" for k, v in scaled.items())
+
+
+def _op(name: str, fixed: str, pixel_scale: float, **sizes) -> str:
+    return f"{name}({', '.join(a for a in (fixed, _args(pixel_scale, **sizes)) if a)})"
+
+
+def sgm_t_inputs(pixel_scale: float = 1.0, target: bool = True) -> str:
+    """SGM Net-T's inputs (and target) from alpha: random erosion trimap -> soft segmentation
+    "softseg" [-> 15-px erosion target "trimap"]. Also its evaluation ops (seeded per image).
+
+    References: sgm.md §2.3.
+    """
+    ops = [
+        _op("gca_erode", "key='trimap_rand'", pixel_scale, kmin=1, kmax=29),
+        _op(
+            "sgm_softseg",
+            "src='trimap_rand'",
+            pixel_scale,
+            kmin=1,
+            kmax=59,
+            blur_sizes=(21, 31, 41),
+        ),
+    ]
+    if target:
+        ops.append(_op("sgm_target", "", pixel_scale, k=15))
+    return "|".join(ops)
+
+
 def ddc(
     size: int = 512,
     augment: str = "paper",
@@ -71,6 +118,7 @@ def gca(
     keep_fg_bg: bool = False,
     tcp: bool = False,
     tcp_relabel: str = "alpha_threshold",
+    pixel_scale: float = 1.0,
 ) -> str:
     """GCA pipeline: fg pair -> 640 resize (p .25) -> affine -> erosion trimap(s) -> bg fit ->
     enlarge -> unknown-centred crop -> HSV jitter -> composite -> pack.
@@ -81,18 +129,21 @@ def gca(
       tcp: add TCP's noisy second trimap "trimap_tcp" (tcp.md §8).
       tcp_relabel: how pixels leaving its unknown region are labelled, "alpha_threshold" or
         "nearest_known" (tcp.md §2 ``tcp_trimap.relabel``).
+      pixel_scale: multiplies the pipeline's pixel sizes (the 640 pair resize, the 1..29 erosion
+        kernels, TCP's noise kernels), for images far smaller than the paper's (``:tiny``).
 
     References: data_and_metrics.md §3.2.
     """
     fa = "('fg', 'alpha')"
     ops = ["fg_pair(0.5)"] if fg_pair else []
     ops += [
-        f"random_resize({pair_resize}, 0.25, 'nearest', {fa})",
+        f"random_resize({px(pair_resize, pixel_scale)}, 0.25, 'nearest', {fa})",
         f"random_affine(keys={fa})",
-        "gca_erode()",
+        _op("gca_erode", "", pixel_scale, kmin=1, kmax=29),
     ]
     if tcp:
-        ops.append(f"tcp_noisy(relabel={tcp_relabel!r})")
+        noise = dict(erode_k=(1, 10), dilate_k=(1, 30))
+        ops.append(_op("tcp_noisy", f"relabel={tcp_relabel!r}", pixel_scale, **noise))
     ops += [
         "resize_like('alpha', ('bg',), 'bicubic')",
         f"enlarge({size}, methods={{'bg': 'bicubic'}})",
@@ -121,18 +172,23 @@ def dmp(size: int = 512, **kw) -> str:
     return gca(size, **kw)
 
 
-def sgm_t(size: int = 512, sides: tuple[int, ...] = (512, 768, 1024), flip: float = 0.5) -> str:
+def sgm_t(
+    size: int = 512,
+    sides: tuple[int, ...] = (512, 768, 1024),
+    flip: float = 0.5,
+    pixel_scale: float = 1.0,
+) -> str:
     """SGM Net-T: composite -> random erosion trimap -> soft segmentation "softseg" -> 15-px target
     "trimap" -> unknown-centred patch of side in ``sides`` resized to size -> hflip -> pack.
+
+    ``pixel_scale`` multiplies the kernel sizes of `sgm_t_inputs` (not ``sides``).
 
     References: sgm.md §2.3.
     """
     ops = [
         "resize_like('alpha', ('bg',), 'bicubic')",
         "composite()",
-        "gca_erode(key='trimap_rand')",
-        "sgm_softseg(src='trimap_rand')",
-        "sgm_target()",
+        sgm_t_inputs(pixel_scale),
         "keep(('image', 'alpha', 'trimap', 'softseg'))",
         f"sgm_crop({tuple(sides)!r}, {size})",
         f"hflip({flip})",
@@ -148,6 +204,7 @@ def lsa(
     blur: bool = False,
     p: float = 0.3,
     rotate_method: str = "bicubic",
+    pixel_scale: float = 1.0,
 ) -> str:
     """LSA: pad -> bg fit -> rotation -> crop k in [3h/4, 5h/4] -> flips -> gamma -> colour aug ->
     invert -> channel permutation -> trimap -> [blur] -> composite -> pack.
@@ -157,6 +214,7 @@ def lsa(
       blur: the alphamatting.com protocol's fg/bg Gaussian blur (p = 0.3).
       rotate_method: "bicubic" (LSA's cv2 INTER_CUBIC, exact; ~120 ms per 800^2 RGB warp on
         one CPU core) or "bilinear" (TF's kernel, several times faster).
+      pixel_scale: multiplies the trimap's 1..24 px radii (``:tiny``'s small images).
 
     References: lsa.md §6.
     """
@@ -174,7 +232,7 @@ def lsa(
         f"color_mix({p}, {ca_per_channel!r})",
         f"invert({p})",
         f"channel_shuffle({p})",
-        f"lsa_{trimap}()",
+        _op(f"lsa_{trimap}", "", pixel_scale, rmin=1, rmax=24),
     ]
     if blur:
         ops.append(f"gaussian_blur({p}, 3, ('fg', 'bg'))")

@@ -133,3 +133,22 @@ def test_recipe_options_of_the_new_ops():
     assert "tcp_noisy(relabel='nearest_known')" in recipes.tcp(relabel="nearest_known")
     assert "tcp_noisy(relabel='alpha_threshold')" in recipes.tcp()
     assert "method='bicubic'" in recipes.lsa()  # LSA rotates with cv2's INTER_CUBIC
+
+
+def test_pixel_scale_shrinks_every_trimap_kernel():
+    # At 1 the ops keep their paper defaults (the spec reads as the paper's).
+    assert "gca_erode()" in recipes.gca() and "lsa_dilate()" in recipes.lsa()
+    assert (
+        recipes.sgm_t_inputs()
+        == "gca_erode(key='trimap_rand')|sgm_softseg(src='trimap_rand')|sgm_target()"
+    )
+    small = recipes.sgm_t_inputs(0.1)
+    assert "kmax=3" in small and "blur_sizes=(3, 3, 5)" in small and "sgm_target(k=2)" in small
+    assert [recipes.px(s, 0.1, odd=True) for s in (5, 21, 30)] == [1, 3, 3]
+    # On the same records, the scaled recipes leave known regions the paper-sized ones erode away.
+    for name in ("tcp", "sgm_t", "lsa", "dmp"):
+        unknown = {}
+        for scale in (1.0, 0.1):
+            batches = as_numpy(dataset(name, pixel_scale=scale).take(2))
+            unknown[scale] = np.mean([np.mean(b["trimap"] == 0.5) for b in batches])
+        assert unknown[0.1] < 0.7 * unknown[1.0], (name, unknown)

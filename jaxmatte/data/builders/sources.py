@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import pathlib
 import shutil
@@ -19,16 +22,40 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path(os.environ.get("JAXMATTE_CACHE", "~/.cache/jaxmatte")).expanduser()
 
 
+def synthetic_spec(s: ConfigDict):
+    """The `SyntheticSpec` of ``config.data.synthetic``: ``size`` plus the ``spec`` overrides.
+
+    ``spec`` (optional) maps `SyntheticSpec` field names (strands, trimap_band, ...) to values;
+    an unknown name raises ``ValueError`` naming the key.
+    """
+    from jaxmatte.data.synthetic import SyntheticSpec
+
+    overrides = dict(s.get("spec") or {})
+    fields = {f.name for f in dataclasses.fields(SyntheticSpec)} - {"height", "width"}
+    for key in overrides:
+        if key not in fields:
+            raise ValueError(
+                f"config.data.synthetic.spec.{key}: not a SyntheticSpec field "
+                f"(one of {sorted(fields)})"
+            )
+    for key, value in overrides.items():  # ConfigDict turns tuples into lists
+        if isinstance(value, list):
+            overrides[key] = tuple(value)
+    return SyntheticSpec(height=s.size, width=s.size, **overrides)
+
+
 @DATASETS.register("synthetic")
 def synthetic_source(cfg: ConfigDict) -> str:
     """Generates the built-in synthetic set once into the cache and returns its folder."""
     from jaxmatte.data import synthetic_set as prep  # also the `data_prep.synthetic` command
-    from jaxmatte.data.synthetic import SyntheticSpec
 
     s = cfg.synthetic
-    spec = SyntheticSpec(height=s.size, width=s.size)
+    spec = synthetic_spec(s)
     splits = {cfg.train_split: s.num_train, cfg.eval_split: s.num_eval}
     name = f"synthetic_seed{s.seed}_{s.size}px_{s.num_train}_{s.num_eval}"
+    if s.get("spec"):  # a non-default shape gets its own cache folder
+        stamp = json.dumps(dataclasses.asdict(spec), sort_keys=True).encode()
+        name += "_" + hashlib.sha1(stamp).hexdigest()[:10]
     root = pathlib.Path(cfg.dir).expanduser() if cfg.dir else cache_root()
     out = root / name
     if (out / "synthetic.json").exists():
