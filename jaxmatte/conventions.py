@@ -81,6 +81,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # levels; JPEG chroma noise), otherwise the file is rejected as a photo, not a matte.
 ALPHA_RGB_TOLERANCE = 8
 
+# --- data recipes: the papers' pixel sizes (recipes.px scales them by a recipe's pixel_scale) ---
+GCA_PAIR_RESIZE = 640  # GCA: the foreground pair resized to 640 x 640 (p = 0.25)
+GCA_ERODE_K = (1, 29)  # GCA / SGM: random erosion kernel sides k_fg, k_bg ~ U{1..29}
+TCP_NOISE_ERODE_K = (1, 10)  # TCP's noisier trimap: erosion / dilation sides (tcp.md §8)
+TCP_NOISE_DILATE_K = (1, 30)
+SGM_SOFTSEG_K = (1, 59)  # SGM soft segmentation: erosion / dilation sides (sgm.md §2.3)
+SGM_SOFTSEG_BLUR = (21, 31, 41)  # ... and its Gaussian blur kernel sides
+SGM_TARGET_K = 15  # SGM Net-T target: the 15 x 15 erosion trimap
+LSA_TRIMAP_R = (1, 24)  # LSA trimap radii r_fg, r_bg ~ U{1..24} (lsa.md §6 step 11)
+
 # --- models ---
 # BatchNorm: Flax momentum = 1 - PyTorch momentum (0.1 -> 0.9); PyTorch's default epsilon.
 BN_MOMENTUM = 0.9

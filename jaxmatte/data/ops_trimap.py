@@ -219,7 +219,12 @@ def _np_trimap(fn, inputs, like: tf.Tensor) -> tf.Tensor:
 
 
 @OPS.register("gca_erode")
-def make_gca_erode(kmin: int = 1, kmax: int = 29, src: str = "alpha", key: str = "trimap") -> Op:
+def make_gca_erode(
+    kmin: int = C.GCA_ERODE_K[0],
+    kmax: int = C.GCA_ERODE_K[1],
+    src: str = "alpha",
+    key: str = "trimap",
+) -> Op:
     """Trimap by elliptical erosion of the FG and BG seeds, k_fg, k_bg ~ U{kmin..kmax}."""
 
     def op(ex: Example, seed: tf.Tensor) -> Example:
@@ -250,7 +255,12 @@ def make_ddc_offline(
 
 
 def _make_lsa(np_fn):
-    def factory(rmin: int = 1, rmax: int = 24, src: str = "alpha", key: str = "trimap") -> Op:
+    def factory(
+        rmin: int = C.LSA_TRIMAP_R[0],
+        rmax: int = C.LSA_TRIMAP_R[1],
+        src: str = "alpha",
+        key: str = "trimap",
+    ) -> Op:
         def op(ex: Example, seed: tf.Tensor) -> Example:
             r = randint(seed, rmin, rmax, [2])
             a = ex[src]
@@ -270,8 +280,8 @@ OPS.register("lsa_distance_band")(_make_lsa(distance_band_trimap))
 def make_tcp_noisy(
     n_max: int = 3,
     p_max: int = 3,
-    erode_k=(1, 10),
-    dilate_k=(1, 30),
+    erode_k=C.TCP_NOISE_ERODE_K,
+    dilate_k=C.TCP_NOISE_DILATE_K,
     src: str = "trimap",
     key: str = "trimap_tcp",
     alpha: str = "alpha",
@@ -311,7 +321,7 @@ def make_tcp_noisy(
 
 
 @OPS.register("sgm_target")
-def make_sgm_target(k: int = 15, src: str = "alpha", key: str = "trimap") -> Op:
+def make_sgm_target(k: int = C.SGM_TARGET_K, src: str = "alpha", key: str = "trimap") -> Op:
     """SGM Net-T target: deterministic k x k elliptical erosion of the FG and BG seeds."""
 
     def op(ex: Example, seed: tf.Tensor) -> Example:
@@ -324,7 +334,11 @@ def make_sgm_target(k: int = 15, src: str = "alpha", key: str = "trimap") -> Op:
 
 @OPS.register("sgm_softseg")
 def make_sgm_softseg(
-    kmin: int = 1, kmax: int = 59, blur_sizes=(21, 31, 41), src: str = "trimap", key="softseg"
+    kmin: int = C.SGM_SOFTSEG_K[0],
+    kmax: int = C.SGM_SOFTSEG_K[1],
+    blur_sizes=C.SGM_SOFTSEG_BLUR,
+    src: str = "trimap",
+    key="softseg",
 ) -> Op:
     """SGM Net-T input: soft segmentation [H, W, 2] = (P_bg, P_fg) from the random trimap ``src``;
     erosion and dilation sizes ~ U{kmin..kmax}, blur kernel uniform from ``blur_sizes``."""

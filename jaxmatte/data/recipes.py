@@ -13,6 +13,7 @@ fg2 / alpha2 (the pipeline zips one in).
 
 from __future__ import annotations
 
+from jaxmatte import conventions as C
 from jaxmatte.registry import RECIPES
 
 MODEL_KEYS = ("image", "trimap", "alpha")
@@ -46,6 +47,10 @@ def _args(pixel_scale: float, **sizes: tuple[float, ...] | float) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in scaled.items())
 
 
+def _range(prefix: str, bounds: tuple[int, int]) -> dict[str, int]:
+    return {f"{prefix}min": bounds[0], f"{prefix}max": bounds[1]}
+
+
 def _op(name: str, fixed: str, pixel_scale: float, **sizes) -> str:
     return f"{name}({', '.join(a for a in (fixed, _args(pixel_scale, **sizes)) if a)})"
 
@@ -57,18 +62,17 @@ def sgm_t_inputs(pixel_scale: float = 1.0, target: bool = True) -> str:
     References: sgm.md §2.3.
     """
     ops = [
-        _op("gca_erode", "key='trimap_rand'", pixel_scale, kmin=1, kmax=29),
+        _op("gca_erode", "key='trimap_rand'", pixel_scale, **_range("k", C.GCA_ERODE_K)),
         _op(
             "sgm_softseg",
             "src='trimap_rand'",
             pixel_scale,
-            kmin=1,
-            kmax=59,
-            blur_sizes=(21, 31, 41),
+            **_range("k", C.SGM_SOFTSEG_K),
+            blur_sizes=C.SGM_SOFTSEG_BLUR,
         ),
     ]
     if target:
-        ops.append(_op("sgm_target", "", pixel_scale, k=15))
+        ops.append(_op("sgm_target", "", pixel_scale, k=C.SGM_TARGET_K))
     return "|".join(ops)
 
 
@@ -114,7 +118,7 @@ def ddc(
 def gca(
     size: int = 512,
     fg_pair: bool = True,
-    pair_resize: int = 640,
+    pair_resize: int = C.GCA_PAIR_RESIZE,
     keep_fg_bg: bool = False,
     tcp: bool = False,
     tcp_relabel: str = "alpha_threshold",
@@ -139,10 +143,10 @@ def gca(
     ops += [
         f"random_resize({px(pair_resize, pixel_scale)}, 0.25, 'nearest', {fa})",
         f"random_affine(keys={fa})",
-        _op("gca_erode", "", pixel_scale, kmin=1, kmax=29),
+        _op("gca_erode", "", pixel_scale, **_range("k", C.GCA_ERODE_K)),
     ]
     if tcp:
-        noise = dict(erode_k=(1, 10), dilate_k=(1, 30))
+        noise = dict(erode_k=C.TCP_NOISE_ERODE_K, dilate_k=C.TCP_NOISE_DILATE_K)
         ops.append(_op("tcp_noisy", f"relabel={tcp_relabel!r}", pixel_scale, **noise))
     ops += [
         "resize_like('alpha', ('bg',), 'bicubic')",
@@ -232,7 +236,7 @@ def lsa(
         f"color_mix({p}, {ca_per_channel!r})",
         f"invert({p})",
         f"channel_shuffle({p})",
-        _op(f"lsa_{trimap}", "", pixel_scale, rmin=1, rmax=24),
+        _op(f"lsa_{trimap}", "", pixel_scale, **_range("r", C.LSA_TRIMAP_R)),
     ]
     if blur:
         ops.append(f"gaussian_blur({p}, 3, ('fg', 'bg'))")
