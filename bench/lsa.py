@@ -2,7 +2,8 @@
 
     python bench/lsa.py                      # BR at 1024², train step at 640², batch 16
     python bench/lsa.py --size 128 --train-size 64 --batch 2 --tiny --repeats 2   # smoke run
-    python bench/lsa.py --loop-check --size 512 --repeats 2   # a BR step alone vs in fori_loop
+    python bench/lsa.py --loop-check --size 512 --repeats 2   # a BR step alone vs in fori_loop,
+                                                              # autodiff's vs canonical_conv grads
 
 Timings interleave the compared programs (forward, decoder-only forward, BR) over `--repeats`
 rounds and report best-of-N and the median. The train step is built here (jax.grad of the LSA
@@ -103,24 +104,38 @@ def bench_br(model, variables, size: int, steps: int, repeats: int) -> None:
 
 
 def bench_loop(model, variables, size: int, repeats: int) -> None:
-    """One BR step jitted alone vs the same step inside `lax.fori_loop` (BR2, BR4) at `size`.
+    """One BR-style step jitted alone vs the same step inside `lax.fori_loop` at `size`, with
+    autodiff's convolution gradients ("lax") and with `canonical_conv`'s (what `refine` uses).
 
-    (BR4 - BR2) / 2 is a step inside the loop; XLA:CPU runs it ~7x slower than alone (session 7,
-    bench/RESULTS.md). Also counts the loop's convolutions whose kernel keeps the transposed
-    ``01oi`` layout.
+    (loop4 - loop2) / 2 is a step inside the loop. XLA:CPU canonicalises convolutions only in the
+    entry computation, so autodiff's HWOI ("01oi") input-gradient convolutions run as slow loop
+    nests inside the loop (session 7: ~7x the step alone); `canonical_conv` keeps them HWIO.
+    Also counts each program's ``01oi`` convolutions.
     """
     inputs = {k: v for k, v in _batch(1, size).items() if k in model.inputs}
     feats = jax.jit(lambda v, b: model.apply(v, b, method="encode"))(variables, inputs)
+    brm0 = model.brm_zeros(1)
 
-    def cost(v, f, brm):
-        a = model.apply(v, f, brm, method="decode")["alpha_raw"][..., 0]
-        return jnp.sum(jnp.clip(a, 0.0, 1.0) ** 2)
+    def step_of(m):
+        def cost(v, f, brm):
+            a = m.apply(v, f, brm, method="decode")["alpha_raw"][..., 0]
+            return jnp.sum(jnp.clip(a, 0.0, 1.0) ** 2)
 
-    step = jax.jit(jax.grad(cost, argnums=2))
-    programs = {"step_alone": (step, (variables, feats, model.brm_zeros(1)))}
-    for n in (2, 4):
-        fn = jax.jit(lambda v, b, n=n: br.refine(model, v, b, n, 20.0)["alpha"])
-        programs[f"BR{n}"] = (fn, (variables, inputs))
+        return jax.grad(cost, argnums=2)
+
+    plain = step_of(model)
+    programs = {"step_alone": (jax.jit(plain), (variables, feats, brm0))}
+    for label, grad in (
+        ("lax", plain),
+        ("canonical", step_of(model.clone(canonical_conv_grad=True))),
+    ):
+        for n in (2, 4):
+
+            def loop(v, f, brm, n=n, grad=grad):
+                update = lambda _, b: jax.tree.map(lambda p, g: p - 20.0 * g, b, grad(v, f, b))
+                return jax.lax.fori_loop(0, n, update, brm)
+
+            programs[f"{label}_loop{n}"] = (jax.jit(loop), (variables, feats, brm0))
     for name, (fn, args) in list(programs.items()):
         compiled = fn.lower(*args).compile()
         oi = compiled.as_text().count("_01oi->")
@@ -128,12 +143,12 @@ def bench_loop(model, variables, size: int, repeats: int) -> None:
         programs[name] = (compiled, args)
         jax.block_until_ready(compiled(*args))
     times = _interleaved(programs, repeats)
-    in_loop = (min(times["BR4"]) - min(times["BR2"])) / 2
     alone = min(times["step_alone"])
-    print(
-        f"BR step at {size}x{size}: alone {alone * 1e3:.0f} ms, inside fori_loop "
-        f"{in_loop * 1e3:.0f} ms ((BR4 - BR2) / 2, best of {repeats}): x{in_loop / alone:.1f}"
-    )
+    line = f"BR step at {size}x{size}: alone {alone * 1e3:.0f} ms"
+    for label in ("lax", "canonical"):
+        in_loop = (min(times[f"{label}_loop4"]) - min(times[f"{label}_loop2"])) / 2
+        line += f"; inside fori_loop ({label}) {in_loop * 1e3:.0f} ms, x{in_loop / alone:.2f}"
+    print(line + f" ((loop4 - loop2) / 2, best of {repeats})")
 
 
 def bench_train(model, variables, size: int, batch_size: int, repeats: int) -> None:

@@ -133,7 +133,7 @@ def refine(
     a final decoder pass. Network variables are never updated.
 
     Args:
-      model: an `LSA` module (needs `encode`, `decode`, `brm_zeros`).
+      model: an `LSA` module (needs `encode`, `decode`, `brm_zeros`, `canonical_conv_grad`).
       variables: its variables.
       batch: model inputs at a size the model accepts ("trimap" labels {0, 0.5, 1}).
       steps: number of updates (paper: 100; the code's returned matte reflects 99).
@@ -150,9 +150,12 @@ def refine(
     """
     inputs = {k: batch[k] for k in model.inputs}
     features = jax.lax.stop_gradient(model.apply(variables, inputs, method="encode"))
+    # Same values; keeps the decoder's input-gradient convolutions in the form XLA:CPU runs fast
+    # inside the loop (see `jaxmatte.models.canonical_conv`).
+    decoder = model.clone(canonical_conv_grad=True)
 
     def decode(brm):
-        return model.apply(variables, features, brm, method="decode")
+        return decoder.apply(variables, features, brm, method="decode")
 
     raw_of = lambda brm: decode(brm)["alpha_raw"][..., 0]
     brm0 = model.brm_zeros(inputs["trimap"].shape[0])

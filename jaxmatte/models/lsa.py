@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmatte.models import canonical_conv, layers, resize
 from jaxmatte.models import encode as enc
-from jaxmatte.models import layers, resize
 from jaxmatte.models.resnet import ResNet50D
 from jaxmatte.registry import MODELS
 
@@ -22,6 +22,11 @@ SKIPS = {"d4": "stage4", "d3": "stage3", "d2": "stage2", "d1": "stage1"}
 TRIMAP_CODES = ("code", "label")
 
 xavier = nn.initializers.xavier_uniform()
+
+
+def _conv_fn(canonical_conv_grad: bool):
+    """`nn.Conv`'s conv_general_dilated: see `LSA.canonical_conv_grad`."""
+    return canonical_conv.conv_general_dilated if canonical_conv_grad else None
 
 
 def hard_sigmoid(x: jax.Array) -> jax.Array:
@@ -130,9 +135,11 @@ class ESEConv(nn.Module):
     features: int
     bn_mode: str = "train"
     dtype: str = "float32"
+    canonical_conv_grad: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        conv_fn = _conv_fn(self.canonical_conv_grad)
         x = nn.Conv(
             self.features,
             (3, 3),
@@ -140,13 +147,19 @@ class ESEConv(nn.Module):
             use_bias=False,
             kernel_init=xavier,
             dtype=self.dtype,
+            conv_general_dilated=conv_fn,
             name="conv",
         )(x)
         x = layers.batch_norm(self.bn_mode, train, name="bn", dtype=self.dtype)(x)
         x = nn.relu(x)
-        gate = nn.Conv(self.features, (1, 1), kernel_init=xavier, dtype=self.dtype, name="ese")(
-            layers.global_mean(x)
-        )
+        gate = nn.Conv(
+            self.features,
+            (1, 1),
+            kernel_init=xavier,
+            dtype=self.dtype,
+            conv_general_dilated=conv_fn,
+            name="ese",
+        )(layers.global_mean(x))
         return x * hard_sigmoid(gate)
 
 
@@ -164,6 +177,7 @@ class LSADecoder(nn.Module):
     use_brm: bool = True
     bn_mode: str = "train"
     dtype: str = "float32"
+    canonical_conv_grad: bool = False
 
     @nn.compact
     def __call__(
@@ -177,7 +191,9 @@ class LSADecoder(nn.Module):
             if i:
                 skip = features[SKIPS[name]]
                 x = jnp.concatenate([skip.astype(self.dtype), upsample_nearest_2x(x)], axis=-1)
-            x = ESEConv(width, self.bn_mode, self.dtype, name=name)(x, train)
+            x = ESEConv(width, self.bn_mode, self.dtype, self.canonical_conv_grad, name=name)(
+                x, train
+            )
             if name in BRM_STAGES and self.use_brm:
                 if brm is None:  # training / plain inference: A = B = 0
                     zeros = jnp.zeros((1,) * 3 + x.shape[-1:], jnp.float32)
@@ -201,6 +217,7 @@ class LSADecoder(nn.Module):
                 padding=((1, 1), (1, 1)),
                 kernel_init=xavier,
                 dtype=self.dtype,
+                conv_general_dilated=_conv_fn(self.canonical_conv_grad),
                 name=f"head{j}",
             )(x)
             x = nn.relu(x) if j < 2 else x
@@ -229,6 +246,9 @@ class LSA(nn.Module):
       bn_mode: see `layers.batch_norm` (spec §3.1: BN not frozen).
       dtype: compute dtype of the decoder and head ("float32" or "bfloat16"). The encoder runs
         at the dtype of `ResNet50D`, which has no dtype attribute yet (float32).
+      canonical_conv_grad: the decoder's and head's convolutions take their input gradient from
+        an NHWC/HWIO convolution (`canonical_conv`); same values. BR sets it: XLA:CPU runs
+        autodiff's form of that gradient several times slower inside `lax.fori_loop`.
 
     Outputs: {"alpha": clip(raw, 0, 1) [B, H, W, 1], "alpha_raw": the unactivated output (the
     loss reads it; spec §3.2 "no output activation")}, float32.
@@ -247,6 +267,7 @@ class LSA(nn.Module):
     brm_grids: Sequence[int] = (8, 16, 32, 64)
     bn_mode: str = "train"
     dtype: str = "float32"
+    canonical_conv_grad: bool = False
 
     inputs = ("image", "trimap")
     stride = 32
@@ -304,6 +325,7 @@ class LSA(nn.Module):
             use_brm=self.use_brm,
             bn_mode=self.bn_mode,
             dtype=self.dtype,
+            canonical_conv_grad=self.canonical_conv_grad,
             name="decoder",
         )
         if features is None:
