@@ -88,16 +88,35 @@ def inference_config(config: ConfigDict) -> tuple[str, dict[str, Any]]:
 
 
 class InferenceFn:
-    """A jitted procedure ``fn(variables, batch) -> outputs`` and the batch keys it reads."""
+    """A jitted procedure ``fn(variables, batch) -> outputs`` and the batch keys it reads.
+
+    A procedure may carry ``compiler_options`` (a dict attribute): its executables are then
+    compiled with them, once per argument shapes (the tiled procedure under a memory budget does,
+    so that the program that runs is the one whose memory was predicted).
+    """
 
     def __init__(self, fn: Callable, inputs: tuple[str, ...] | None):
         # A ``host_side`` procedure reads input values on the host (e.g. to pick shape buckets)
         # and jits its own parts.
-        self._jit = fn if getattr(fn, "host_side", False) else jax.jit(fn)
+        host = getattr(fn, "host_side", False)
+        self._jit = fn if host else jax.jit(fn)
+        self._options = {} if host else dict(getattr(fn, "compiler_options", None) or {})
+        self._compiled = {}
         self.inputs = inputs
 
+    def compile(self, variables: Mapping[str, Any], batch: Mapping[str, Any]) -> Any:
+        """The executable for these arguments' shapes, compiled with the procedure's options."""
+        leaves, tree = jax.tree.flatten((variables, batch))
+        key = (tree, tuple((np.shape(x), np.result_type(x)) for x in leaves))
+        if key not in self._compiled:
+            lowered = self._jit.lower(variables, batch)
+            self._compiled[key] = lowered.compile(compiler_options=self._options)
+        return self._compiled[key]
+
     def __call__(self, variables: Mapping[str, Any], batch: Mapping[str, Any]) -> dict:
-        return self._jit(variables, batch)
+        if not self._options:
+            return self._jit(variables, batch)
+        return self.compile(variables, batch)(variables, batch)
 
 
 def make_inference_fn(config: ConfigDict, models: Mapping[str, Any]) -> InferenceFn:

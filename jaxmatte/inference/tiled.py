@@ -26,8 +26,10 @@ ladder ``multiple * 2^k`` and ``multiple * 3 * 2^(k-1)`` up to ``tile``, or to t
 ``tile`` is 0) is lowered and compiled as the whole tiled program, and
 ``memory.predict_peak_bytes`` reads its ``memory_analysis()``; a binary search keeps the largest
 tile whose figure fits. The figure counts XLA's buffers (inputs, canvas, accumulators, one tile's
-activations), not the Python process around them. Each probe is one extra compile (3-4 for a
-4096² image); ``fn.plans`` records ``{(shape...): (tile, predicted_bytes)}``.
+activations), not the Python process around them; ``accounted_compile`` (default) compiles the
+program that runs with the prediction's compiler options, so the two are the same program. Each
+probe is one extra compile (3-4 for a 4096² image); ``fn.plans`` records
+``{(shape...): (tile, predicted_bytes)}``.
 
 What tiling changes for ViTMatte. Every attention, the global blocks' included, sees only its
 tile; the absolute position embedding is resampled to the tile's token grid (each tile sees the
@@ -268,10 +270,15 @@ def tiled(
     multiple: int = 32,
     margin: int = -1,
     skip_known: bool = True,
+    accounted_compile: bool = True,
 ):
     """The main model over tiles (module docstring); ``margin`` -1 means ``overlap // 4``.
 
-    With ``memory_budget_mb > 0``, ``tile`` is the largest tile tried (0: the image side).
+    With ``memory_budget_mb > 0``, ``tile`` is the largest tile tried (0: the image side), and
+    with ``accounted_compile`` the program that runs is compiled with the options the prediction
+    used (`memory.compiler_options`: on CPU, XLA's YNNPACK fusions off, whose scratch memory XLA
+    does not report), so the budget holds for what runs; False keeps XLA's default executable
+    (faster or slower by model; its peak can exceed the prediction, see memory.py).
     """
     margin = overlap // 4 if margin < 0 else margin
     _check(tile, overlap, margin, multiple, memory_budget_mb)
@@ -295,4 +302,6 @@ def tiled(
         return tiled_apply(model, variables["main"], batch, tile=chosen, **opts)
 
     fn.plans = {}
+    if memory_budget_mb > 0 and accounted_compile:
+        fn.compiler_options = memory.compiler_options()  # read by apply.InferenceFn
     return fn
