@@ -1,4 +1,4 @@
-"""Shared loop of the models' overfit tests: jitted chunks of optimiser steps on one batch."""
+"""Shared loop of the models' overfit tests: a jitted optimiser step on one batch, looped."""
 
 from typing import Any, Callable
 
@@ -13,28 +13,25 @@ def fit(
     stats: Any,
     tx: optax.GradientTransformation,
     steps: int,
-    chunk: int = 50,
 ) -> tuple[Any, Any, jax.Array]:
     """``steps`` updates of ``params`` (and BN ``stats``) by ``tx`` on ``loss_fn(params, stats)
-    -> (loss, new_stats)``, ``chunk`` steps per jitted ``fori_loop``.
+    -> (loss, new_stats)``.
+
+    One jitted step, looped on the host: inside a ``lax.fori_loop`` body XLA:CPU runs the
+    convolution gradients as generic loop nests (see ``jaxmatte/models/canonical_conv.py``), which
+    made a 300-step loop of chunked ``fori_loop``s several times slower than this.
 
     Returns:
       (params, stats, the last step's loss).
     """
 
     @jax.jit
-    def run(params, stats, opt):
-        def body(_, carry):
-            params, stats, opt, _ = carry
-            (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
-            updates, opt = tx.update(g, opt, params)
-            return optax.apply_updates(params, updates), stats, opt, loss
+    def step(params, stats, opt):
+        (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
+        updates, opt = tx.update(g, opt, params)
+        return optax.apply_updates(params, updates), stats, opt, loss
 
-        return jax.lax.fori_loop(0, chunk, body, (params, stats, opt, jnp.float32(0)))
-
-    if steps % chunk:
-        raise ValueError(f"steps {steps} is not a multiple of chunk {chunk}")
     opt, loss = tx.init(params), jnp.float32(0)
-    for _ in range(steps // chunk):
-        params, stats, opt, loss = run(params, stats, opt)
+    for _ in range(steps):
+        params, stats, opt, loss = step(params, stats, opt)
     return params, stats, loss
