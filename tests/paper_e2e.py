@@ -57,13 +57,16 @@ TRAIN_ARGS = [
     f"--config.train.checkpoint_every={CHECKPOINT_EVERY}",
     "--config.train.eval_at_start=True",  # the untrained score, for `assert_learned`
 ]
-# How much better than untrained a :tiny run must end, relative (the margins measured on the
-# tiny configs are 3-27%; float noise between machines moves the scores by < 0.1%).
+# How much better than untrained a :tiny run must end, relative (measured on one device:
+# SAD 5.2-16% better, Net-T pixel accuracy 2.6x; bench/RESULTS.md session 8).
 LEARN_MARGIN = 0.02
 
 
-def assert_learned(summary: dict, metric: str, higher_is_better: bool = False) -> None:
-    """The final eval beats the untrained (step 0) eval of the same run on ``metric``."""
+def assert_learned(summary: dict) -> None:
+    """The final eval beats the untrained (step 0) eval of the same run: lower SAD for alpha
+    models, higher pixel accuracy for trimap models, by more than ``LEARN_MARGIN``."""
+    higher_is_better = summary["kind"] == "trimap"
+    metric = "pixel_accuracy" if higher_is_better else "sad"
     before, after = summary["untrained"][metric], summary[metric]
     gain = (after - before) / before if higher_is_better else (before - after) / before
     assert gain > LEARN_MARGIN, f"{metric}: untrained {before:.4g} -> trained {after:.4g}"
@@ -88,15 +91,8 @@ def resume_is_exact(config: str, ref: pathlib.Path, workdir: pathlib.Path, e: di
         np.testing.assert_array_equal(a, b)
 
 
-def train_eval_predict_resume(
-    config: str,
-    tmp: pathlib.Path,
-    predict_args: list[str],
-    learned: str = "sad",
-    higher_is_better: bool = False,
-) -> dict:
-    """Runs the whole check, including that training improved the ``learned`` eval metric over
-    the untrained model; returns the final eval summary."""
+def train_eval_predict_resume(config: str, tmp: pathlib.Path, predict_args: list[str]) -> dict:
+    """Runs the whole check, including `assert_learned`; returns the final eval summary."""
     import json
 
     e = env(tmp)
@@ -104,7 +100,7 @@ def train_eval_predict_resume(
     r = run(config, TRAIN_ARGS + ["--workdir", str(ref)], e)
     assert "steps/s" in r.stdout and "ETA" in r.stdout
     summary = json.loads((ref / "eval" / "metrics.json").read_text())
-    assert_learned(summary, learned, higher_is_better)
+    assert_learned(summary)
     r = run(config, ["--workdir", str(ref), "--mode", "eval"], e)
     assert f"eval of step {STEPS}" in r.stdout
     out = tmp / "pred"

@@ -15,11 +15,7 @@ NET_T, NET_M = "configs/sgm_trimap.py:tiny", "configs/sgm_matting.py:tiny"
 def test_train_both_then_predict_jointly(tmp_path):
     inputs = tmp_path / "inputs"
     t = paper_e2e.train_eval_predict_resume(
-        NET_T,
-        tmp_path / "t",
-        paper_e2e.make_inputs(inputs, mask=True),
-        learned="pixel_accuracy",
-        higher_is_better=True,
+        NET_T, tmp_path / "t", paper_e2e.make_inputs(inputs, mask=True)
     )
     assert t["kind"] == "trimap" and 0 <= t["pixel_accuracy"] <= 1 and 0 <= t["mean_iou"] <= 1
     m = paper_e2e.train_eval_predict_resume(NET_M, tmp_path / "m", paper_e2e.make_inputs(inputs))

@@ -38,7 +38,7 @@ def synthetic_spec(s: ConfigDict):
                 f"config.data.synthetic.spec.{key}: not a SyntheticSpec field "
                 f"(one of {sorted(fields)})"
             )
-    for key, value in overrides.items():  # ConfigDict turns tuples into lists
+    for key, value in overrides.items():  # a list (e.g. from JSON) where the field is a tuple
         if isinstance(value, list):
             overrides[key] = tuple(value)
     return SyntheticSpec(height=s.size, width=s.size, **overrides)
