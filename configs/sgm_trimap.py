@@ -149,12 +149,16 @@ def get_config(arg: str | None = None) -> ConfigDict:
             stem_width=8,
             aspp_features=16,
             shortcut_features=8,
+            # Dropout 0.5 on a 16-channel ASPP output keeps a short run from learning (16 steps,
+            # 1 device: eval pixel accuracy 0.49 with it at lr 3e-3; 0.56 without, 0.62 at 3e-2).
+            aspp_dropout=0.0,
+            decoder_dropout=(0.0, 0.0),
         )
         scale = config_lib.TINY_PIXEL_SCALE
         config_lib.make_tiny(c, recipe_kwargs={"sides": (32, 48), "pixel_scale": scale})
         c.data.pp_eval = eval_ops(scale)
         c.data.synthetic.num_train = 8
-        c.optim.lr = 3e-3
+        c.optim.lr = 3e-2
         c.optim.schedule.update(total_steps=config_lib.TINY_LEARN_STEPS)
     elif arg:
         raise ValueError(

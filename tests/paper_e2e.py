@@ -58,7 +58,7 @@ TRAIN_ARGS = [
     "--config.train.eval_at_start=True",  # the untrained score, for `assert_learned`
 ]
 # How much better than untrained a :tiny run must end, relative (measured on one device:
-# SAD 5.2-16% better, Net-T pixel accuracy 2.6x; bench/RESULTS.md session 8).
+# SAD 5.2-16% better, Net-T pixel accuracy 3.3x; bench/RESULTS.md sessions 8, 9).
 LEARN_MARGIN = 0.02
 
 

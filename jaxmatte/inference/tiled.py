@@ -271,6 +271,7 @@ def tiled(
     margin: int = -1,
     skip_known: bool = True,
     accounted_compile: bool = True,
+    mmap_threshold_kib: int = 1024,
 ):
     """The main model over tiles (module docstring); ``margin`` -1 means ``overlap // 4``.
 
@@ -278,10 +279,17 @@ def tiled(
     with ``accounted_compile`` the program that runs is compiled with the options the prediction
     used (`memory.compiler_options`: on CPU, XLA's YNNPACK fusions off, whose scratch memory XLA
     does not report), so the budget holds for what runs; False keeps XLA's default executable
-    (faster or slower by model; its peak can exceed the prediction, see memory.py).
+    (faster or slower by model; its peak can exceed the prediction, see memory.py). Under a
+    budget, ``mmap_threshold_kib`` > 0 also fixes glibc's mmap threshold for the process
+    (`memory.return_freed_blocks`: freed transient blocks of XLA's runtime leave the process
+    instead of staying in malloc's arenas); 0 keeps glibc's dynamic threshold.
     """
     margin = overlap // 4 if margin < 0 else margin
     _check(tile, overlap, margin, multiple, memory_budget_mb)
+    if mmap_threshold_kib < 0:
+        raise ValueError(f"{KEY}.mmap_threshold_kib must be >= 0, got {mmap_threshold_kib}")
+    if memory_budget_mb > 0:
+        memory.return_freed_blocks(mmap_threshold_kib)
     model = models["main"]
     opts = dict(overlap=overlap, margin=margin, multiple=multiple, skip_known=skip_known)
 

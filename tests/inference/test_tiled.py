@@ -163,7 +163,12 @@ def test_budget_picks_the_largest_fitting_tile():
 
 @pytest.mark.parametrize(
     "kwargs,key",
-    [({"tile": 100}, "tile"), ({"overlap": 512}, "overlap"), ({"margin": 40}, "margin")],
+    [
+        ({"tile": 100}, "tile"),
+        ({"overlap": 512}, "overlap"),
+        ({"margin": 40}, "margin"),
+        ({"mmap_threshold_kib": -1}, "mmap_threshold_kib"),
+    ],
 )
 def test_bad_kwargs_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f"config.inference.kwargs.{key}"):
@@ -219,6 +224,45 @@ def test_predictor_within_20_percent_of_measured_rss_peak(tmp_path):
     fig = json.loads(res.stdout.strip().splitlines()[-1])
     assert fig["predicted"] > 50  # MiB: 512^2 tiles of 8-24 channels, 1088^2 accumulators
     assert abs(fig["predicted"] - fig["measured"]) <= 0.2 * fig["measured"], fig
+
+
+FREED = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from jaxmatte.inference import memory
+
+    set_ = memory.return_freed_blocks(int(sys.argv[1]))
+    before = memory.malloc_free_held_bytes()
+    big = np.ones(24 << 20, np.uint8)
+    del big  # glibc's dynamic threshold rises to 24 MiB (its cap is 32 MiB)
+    blocks = [np.ones(12 << 20, np.uint8) for _ in range(2)]
+    del blocks  # below that threshold: arena blocks, kept once freed
+    held = (memory.malloc_free_held_bytes() - before) / 2**20
+    print(json.dumps({"set": set_, "held_mib": held}))
+    """
+)
+
+
+@pytest.mark.skipif(memory.glibc() is None, reason="mallopt/mallinfo2 are glibc's")
+def test_return_freed_blocks_keeps_freed_transients_out_of_the_arenas(tmp_path):
+    """What the tiled procedure does under a budget (memory.py): with glibc's dynamic mmap
+    threshold, freed 12 MiB transients stay in malloc's arenas; with it fixed they leave."""
+    script = tmp_path / "freed.py"
+    script.write_text(FREED)
+    figs = {}
+    for kib in (0, 128):
+        res = subprocess.run(
+            [sys.executable, str(script), str(kib)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        figs[kib] = json.loads(res.stdout.strip().splitlines()[-1])
+    assert figs[0] == {"set": False, "held_mib": figs[0]["held_mib"]}
+    assert figs[0]["held_mib"] >= 16, figs
+    assert figs[128]["set"] and figs[128]["held_mib"] < 4, figs
 
 
 def test_ddc_tiled_config_runs_through_make_inference_fn():
