@@ -104,6 +104,7 @@ def big(
     t_run = time.time() - t0
     growth = rss_mib("VmHWM") - before
     held_after = memory.malloc_free_held_bytes()
+    held_growth = None if held_before is None else (held_after - held_before) / MIB
     alpha = np.asarray(outputs["alpha"])
     out = {
         "size": size,
@@ -117,9 +118,7 @@ def big(
         "rss_growth_during_call_mib": growth,
         "error_vs_predicted": (predicted / MIB - args) / growth - 1,
         "mmap_threshold_kib": config.inference.kwargs.mmap_threshold_kib or "glibc dynamic",
-        "malloc_free_held_growth_mib": None
-        if held_before is None
-        else (held_after - held_before) / MIB,
+        "malloc_free_held_growth_mib": held_growth,
         "peak_rss_process_mib": max(peak_before_call, rss_mib("VmHWM")),
         "alpha_shape": list(alpha.shape),
         "alpha_finite": bool(np.isfinite(alpha).all()),

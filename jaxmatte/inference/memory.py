@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from typing import Any, Callable
 
 import jax
@@ -41,16 +42,6 @@ MIB = 2**20
 # XLA:CPU debug option that, set to "", keeps every intermediate a buffer XLA accounts for.
 CPU_ACCOUNTED_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-
-
-def glibc() -> ctypes.CDLL | None:
-    """The C library if it is glibc (has ``mallopt`` and ``mallinfo2``), else None."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt, libc.mallinfo2  # noqa: B018 -- AttributeError outside glibc
-    except (OSError, AttributeError):
-        return None
-    return libc
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -63,14 +54,23 @@ class _Mallinfo2(ctypes.Structure):
     ]  # fmt: skip
 
 
+@functools.cache
+def glibc() -> ctypes.CDLL | None:
+    """The C library if it is glibc (has ``mallopt`` and ``mallinfo2``), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.mallinfo2  # noqa: B018 -- AttributeError outside glibc
+    except (OSError, AttributeError):
+        return None
+    libc.mallinfo2.restype = _Mallinfo2
+    return libc
+
+
 def malloc_free_held_bytes() -> int | None:
     """Free bytes glibc's arenas hold (``mallinfo2().fordblks``): resident memory that is no
     buffer's; None without glibc."""
     libc = glibc()
-    if libc is None:
-        return None
-    libc.mallinfo2.restype = _Mallinfo2
-    return int(libc.mallinfo2().fordblks)
+    return None if libc is None else int(libc.mallinfo2().fordblks)
 
 
 def return_freed_blocks(threshold_kib: int) -> bool:

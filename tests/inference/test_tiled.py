@@ -260,8 +260,7 @@ def test_return_freed_blocks_keeps_freed_transients_out_of_the_arenas(tmp_path):
             check=True,
         )
         figs[kib] = json.loads(res.stdout.strip().splitlines()[-1])
-    assert figs[0] == {"set": False, "held_mib": figs[0]["held_mib"]}
-    assert figs[0]["held_mib"] >= 16, figs
+    assert not figs[0]["set"] and figs[0]["held_mib"] >= 16, figs
     assert figs[128]["set"] and figs[128]["held_mib"] < 4, figs
 
 
