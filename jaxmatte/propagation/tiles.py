@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
-from jax import Array
+from jax import Array, lax
 
-from jaxmatte.propagation.stencil import apply_to_padded, offsets, stencil_radius
+from jaxmatte.propagation.stencil import offsets, stencil_radius
 
 NEIGHBOURS = offsets(1)  # tile offsets of the 3 x 3 neighbourhood, row-major; index 4 = self
 
@@ -108,21 +109,66 @@ def scatter_tiles(xt: Array, layout: TileLayout) -> Array:
     return full.reshape(b, th * tile, tw * tile)[:, : layout.shape[0], : layout.shape[1]]
 
 
-def _halo(xt: Array, neighbours: Array, s: int) -> Array:
-    """[S, T, T] tiles -> [S, T + 2s, T + 2s] with an s-pixel halo from the neighbour slots."""
-    xz = jnp.concatenate([xt, jnp.zeros_like(xt[:1])], axis=0)
-    parts = {-1: slice(-s, None), 0: slice(None), 1: slice(None, s)}  # strip of a neighbour
-    rows = []
-    for dy in (-1, 0, 1):
-        row = []
-        for dx in (-1, 0, 1):
-            k = NEIGHBOURS.index((dy, dx))
-            if (dy, dx) == (0, 0):
-                row.append(xt)
-            else:  # one gather of just the strips (2x faster than gathering whole tiles)
-                row.append(xz[neighbours[:, k], parts[dy], parts[dx]])
-        rows.append(jnp.concatenate(row, axis=2))
-    return jnp.concatenate(rows, axis=1)
+def halo_index(neighbours: Array, tile: int, radius: int) -> Array:
+    """Where each pixel of a tile's haloed copy lives in the flat vector tiles.
+
+    Args:
+      neighbours: [B, S, 9] `TileLayout.neighbours` (S: no neighbour).
+      tile: T.
+      radius: s, the halo width (<= T, so a halo pixel lies in one of the 3 x 3 neighbours).
+
+    Returns:
+      [B, S, T + 2s, T + 2s] int32 indices into the [S T T + 1] flat tiles of one image, whose
+      last entry is a zero: pixel (y, x) of slot i's haloed tile (tile pixel (y - s, x - s)).
+    """
+    if radius > tile:
+        raise ValueError(f"tile {tile} must be >= the stencil radius {radius}")
+    span = np.arange(tile + 2 * radius) - radius
+    step = np.where(span < 0, -1, np.where(span >= tile, 1, 0))  # neighbour tile row/column
+    within = span - step * tile  # pixel row/column inside that tile
+    which = np.array([[NEIGHBOURS.index((dy, dx)) for dx in step] for dy in step])
+    offset = within[:, None] * tile + within[None, :]
+    slots = neighbours.shape[1]
+    slot = neighbours[:, :, which]  # [B, S, P, P]
+    flat = slot * tile * tile + offset
+    return jnp.where(slot >= slots, slots * tile * tile, flat).astype(jnp.int32)
+
+
+def gather_halo(x: Array, index: Array) -> Array:
+    """[B, S, T, T] tiles -> [B, S, P, P] haloed copies (`halo_index`), zero where no tile.
+
+    One gather per product, kept as its own array: when XLA fuses the halo's assembly into the
+    stencil's multiply-adds instead, every one of the K reads pays for it (2x slower on CPU).
+    """
+
+    def one(xt: Array, idx: Array) -> Array:
+        flat = jnp.concatenate([xt.reshape(-1), jnp.zeros((1,), xt.dtype)])
+        return flat[idx]
+
+    return lax.optimization_barrier(jax.vmap(one)(x, index))
+
+
+def halo_matvec(planes: Array, x: Array, index: Array) -> Array:
+    """y = A x on the active tiles from plane-major stencil tiles and a precomputed halo index.
+
+    The form PCG iterates with: `planes` and `index` are built once per solve.
+
+    Args:
+      planes: [B, K, S, T, T] stencil tiles, one [S, T, T] plane per offset (contiguous planes
+        run 1.5-2x faster than the [B, S, K, T, T] gather order on CPU).
+      x: [B, S, T, T] vector tiles, zero outside the active pixels.
+      index: [B, S, T + 2s, T + 2s] `halo_index` of the layout.
+
+    Returns:
+      [B, S, T, T].
+    """
+    tile = x.shape[-1]
+    s = (index.shape[-1] - tile) // 2
+    xp = gather_halo(x, index)
+    out = jnp.zeros_like(x)
+    for k, (dy, dx) in enumerate(offsets(s)):
+        out = out + planes[:, k] * xp[..., s + dy : s + dy + tile, s + dx : s + dx + tile]
+    return out
 
 
 def tiled_stencil_matvec(coeffs: Array, x: Array, layout: TileLayout) -> Array:
@@ -150,12 +196,5 @@ def neighbour_matvec(coeffs: Array, x: Array, neighbours: Array) -> Array:
     Returns:
       [B, S, T, T].
     """
-    s = stencil_radius(coeffs)
-    tile = x.shape[-1]
-    if s > tile:
-        raise ValueError(f"tile {tile} must be >= the stencil radius {s}")
-
-    def one(c: Array, xt: Array, nbrs: Array) -> Array:
-        return apply_to_padded(c, _halo(xt, nbrs, s))
-
-    return jax.vmap(one)(coeffs, x, neighbours)
+    index = halo_index(neighbours, x.shape[-1], stencil_radius(coeffs))
+    return halo_matvec(jnp.moveaxis(coeffs, 2, 1), x, index)

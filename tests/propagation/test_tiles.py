@@ -94,13 +94,13 @@ def test_closed_form_on_tiles_equals_full_grid(monkeypatch, slots):
     if slots is not None:
         monkeypatch.setattr(conventions, "CF_TILE_SLOTS", slots)
     calls = []  # tiled products run (a runtime callback: lax.switch traces every branch)
-    tiled_matvec = tiles.neighbour_matvec
+    tiled_matvec = tiles.halo_matvec
 
     def spy(*args, **kwargs):
         jax.debug.callback(lambda: calls.append(1))
         return tiled_matvec(*args, **kwargs)
 
-    monkeypatch.setattr(tiles, "neighbour_matvec", spy)
+    monkeypatch.setattr(tiles, "halo_matvec", spy)
     with jax.enable_x64(True):
         mask = ring_mask(2, 64, 56)
         trimap = jnp.asarray(ring_trimap(mask))
