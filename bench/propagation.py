@@ -42,9 +42,12 @@ def timed(fn, *args, repeats: int = 1):
 # label -> (dtype, closed_form_matting kwargs, or closed_form_bucketed kwargs for BUCKETS). All
 # use pymatting's formulation: hard constraints, eps 1e-7; Jacobi runs on the active 8 x 8 tiles
 # unless "grid"; "L1" adds one coarse-to-fine level.
-BUCKETS = "f32 buckets"  # the predict path (`buckets.py`): size / slot buckets, host gathers
+BUCKETS = "f32 buckets"  # the predict path (`buckets.py`): size / slot buckets, host gathers,
+# the two-level preconditioner (`coarse.py`, 4 x 4 aggregates) as configs/closed_form.py runs it
+BUCKETS_JACOBI = "f32 buckets jacobi"  # the same without the coarse space
 VARIANTS = {
-    BUCKETS: (jnp.float32, {"size_multiple": 64, "slot_steps": 4}),
+    BUCKETS: (jnp.float32, {"size_multiple": 64, "slot_steps": 4, "aggregate": 4}),
+    BUCKETS_JACOBI: (jnp.float32, {"size_multiple": 64, "slot_steps": 4, "aggregate": 0}),
     "f32 jacobi": (jnp.float32, {}),
     "f32 jacobi L1": (jnp.float32, {"levels": 1}),
     "f32 jacobi grid": (jnp.float32, {"tiled": False}),
@@ -82,7 +85,7 @@ def bench_closed_form(
         row.append(f"{np.abs(ref - gt).sum() / 1000:.2f}")
         for label in variants:
             dtype, kwargs = VARIANTS[label]
-            if label == BUCKETS:  # the predict path: host-side buckets, numpy in and out
+            if label in (BUCKETS, BUCKETS_JACOBI):  # host-side buckets, numpy in and out
                 fn = functools.partial(
                     buckets.closed_form_bucketed, image[None].astype(np.float32),
                     trimap[None].astype(np.float32), eps=conventions.MATTING_EPS, radius=1,

@@ -20,6 +20,7 @@ from jax import Array
 
 from jaxmatte import conventions
 from jaxmatte.propagation import closed_form as cf
+from jaxmatte.propagation import coarse
 from jaxmatte.propagation import tiles
 
 
@@ -140,6 +141,31 @@ def _pcg(coeffs: Array, unknown: Array, rhs: Array, neighbours: Array, *, tol, m
     return cf.solve_on_tiles(coeffs, unknown, rhs, guess, neighbours, tol=tol, maxiter=maxiter)
 
 
+@functools.partial(jax.jit, static_argnames=("tol", "maxiter", "aggregate"))
+def _pcg_two_level(
+    coeffs: Array,
+    unknown: Array,
+    rhs: Array,
+    neighbours: Array,
+    image: Array,
+    token: Array,
+    *,
+    tol,
+    maxiter,
+    aggregate,
+):
+    basis = coarse.basis_tiles(image, unknown)
+    groups = jnp.asarray(coarse.aggregate_map(unknown.shape[-1], aggregate))
+
+    def correction(r: Array) -> Array:
+        return coarse.coarse_correction(token, r, basis, groups)
+
+    guess = jnp.zeros_like(rhs)
+    return cf.solve_on_tiles(
+        coeffs, unknown, rhs, guess, neighbours, tol=tol, maxiter=maxiter, coarse=correction
+    )
+
+
 def closed_form_bucketed(
     image: np.ndarray,
     trimap: np.ndarray,
@@ -151,6 +177,7 @@ def closed_form_bucketed(
     size_multiple: int,
     slot_steps: int,
     square: bool = True,
+    aggregate: int = 0,
     return_info: bool = False,
 ):
     """`closed_form_matting` (hard constraints, tiled Jacobi-PCG) with host-side shape buckets.
@@ -162,6 +189,8 @@ def closed_form_bucketed(
       size_multiple: H and W are padded up to multiples of it (and of the tile).
       square: pad both sides to the larger one (portrait and landscape images share programs).
       slot_steps: tile-capacity buckets per octave (`slot_bucket`).
+      aggregate: A > 0: two-level preconditioner with a colour-line coarse space on A x A
+        aggregates (`coarse.py`; A divides the tile); 0: Jacobi alone. Same system and tolerance.
       return_info: also return the SolveInfo.
 
     Returns:
@@ -181,7 +210,25 @@ def closed_form_bucketed(
     )  # fmt: skip
     ids, neighbours = host_layout(mask, tile, slots)
     tiled = [gather_host(v, ids, tile) for v in (coeffs, unknown, rhs)]
-    x, info = _pcg(*tiled, neighbours, tol=tol, maxiter=maxiter)
+    if aggregate:
+        if tile % aggregate:
+            raise ValueError(f"aggregate {aggregate} must divide the tile size {tile}")
+        matrices = [
+            coarse.coarse_matrix(coeffs[i], mask[i], image[i], ids[i], tile, aggregate)
+            for i in range(image.shape[0])
+        ]
+        token = coarse.SOLVERS.add(matrices)
+        try:
+            rgb = gather_host(np.moveaxis(image, -1, 1), ids, tile)
+            x, info = _pcg_two_level(
+                *tiled, neighbours, rgb, np.int32(token), tol=tol, maxiter=maxiter,
+                aggregate=aggregate,
+            )  # fmt: skip
+            x = np.asarray(x)
+        finally:
+            coarse.SOLVERS.drop(token)
+    else:
+        x, info = _pcg(*tiled, neighbours, tol=tol, maxiter=maxiter)
     x = scatter_host(np.asarray(x), ids, size)
     alpha = np.clip(fixed + unknown * x, 0.0, 1.0)[:, :h, :w]
     return (alpha, info) if return_info else alpha

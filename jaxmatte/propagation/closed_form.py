@@ -191,6 +191,7 @@ def solve_on_tiles(
     *,
     tol: float,
     maxiter: int,
+    coarse: Callable[[Array], Array] | None = None,
 ) -> tuple[Array, SolveInfo]:
     """Jacobi-PCG on gathered active tiles; its shapes depend on the slot count S only.
 
@@ -199,6 +200,8 @@ def solve_on_tiles(
       unknown, rhs, guess: [B, S, T, T] tiles.
       neighbours: [B, S, 9] `TileLayout.neighbours`.
       tol, maxiter: PCG tolerance and cap.
+      coarse: optional symmetric positive semi-definite r -> Z E^-1 Z^T r added to Jacobi
+        (the two-level preconditioner of `coarse.py`); None: Jacobi alone.
 
     Returns:
       (x [B, S, T, T], SolveInfo).
@@ -211,7 +214,7 @@ def solve_on_tiles(
         return tiles.halo_matvec(planes, v, index)
 
     def precond(r: Array) -> Array:
-        return inv_diag * r
+        return inv_diag * r if coarse is None else inv_diag * r + coarse(r)
 
     return solve_spd(operator, rhs, precond, guess, tol=tol, maxiter=maxiter)
 
