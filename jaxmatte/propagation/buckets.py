@@ -20,8 +20,7 @@ from jax import Array
 
 from jaxmatte import conventions
 from jaxmatte.propagation import closed_form as cf
-from jaxmatte.propagation import coarse
-from jaxmatte.propagation import tiles
+from jaxmatte.propagation import coarse, tiles
 
 
 def bucket_size(h: int, w: int, multiple: int, square: bool) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Two-level preconditioner (propagation/coarse.py): the coarse system, its symmetry, its answers."""
+"""Two-level preconditioner (propagation/coarse.py): coarse system, symmetry, answers."""
 
 import importlib
 import pathlib
