@@ -222,7 +222,7 @@ def closed_form_bucketed(
                 *tiled, neighbours, rgb, np.int32(token), tol=tol, maxiter=maxiter,
                 aggregate=aggregate,
             )  # fmt: skip
-            x = np.asarray(x)
+            x = np.asarray(x)  # waits for the last callback before its factors are dropped
         finally:
             coarse.SOLVERS.drop(token)
     else:
