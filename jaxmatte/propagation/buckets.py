@@ -20,7 +20,7 @@ from jax import Array
 
 from jaxmatte import conventions
 from jaxmatte.propagation import closed_form as cf
-from jaxmatte.propagation import coarse, tiles
+from jaxmatte.propagation import tiles, two_level
 
 
 def bucket_size(h: int, w: int, multiple: int, square: bool) -> tuple[int, int]:
@@ -139,31 +139,6 @@ def _pcg(coeffs: Array, unknown: Array, rhs: Array, neighbours: Array, *, tol, m
     return cf.solve_on_tiles(coeffs, unknown, rhs, guess, neighbours, tol=tol, maxiter=maxiter)
 
 
-@functools.partial(jax.jit, static_argnames=("tol", "maxiter", "aggregate"))
-def _pcg_two_level(
-    coeffs: Array,
-    unknown: Array,
-    rhs: Array,
-    neighbours: Array,
-    image: Array,
-    token: Array,
-    *,
-    tol,
-    maxiter,
-    aggregate,
-):
-    basis = coarse.basis_tiles(image, unknown)
-    groups = jnp.asarray(coarse.aggregate_map(unknown.shape[-1], aggregate))
-
-    def correction(r: Array) -> Array:
-        return coarse.coarse_correction(token, r, basis, groups)
-
-    guess = jnp.zeros_like(rhs)
-    return cf.solve_on_tiles(
-        coeffs, unknown, rhs, guess, neighbours, tol=tol, maxiter=maxiter, coarse=correction
-    )
-
-
 def closed_form_bucketed(
     image: np.ndarray,
     trimap: np.ndarray,
@@ -203,28 +178,20 @@ def closed_form_bucketed(
     slots = min(slot_bucket(need, slot_steps), (size[0] // tile) * (size[1] // tile))
     # The system compiles per size bucket, PCG per slot bucket; the tile gather and scatter
     # between them run on the host, so no program depends on both.
+    if aggregate and tile % aggregate:
+        raise ValueError(f"aggregate {aggregate} must divide the tile size {tile}")
     coeffs, unknown, rhs, fixed = map(
         np.asarray, _system(image, trimap, eps=eps, radius=radius)
     )  # fmt: skip
     ids, neighbours = host_layout(mask, tile, slots)
     tiled = [gather_host(v, ids, tile) for v in (coeffs, unknown, rhs)]
     if aggregate:
-        if tile % aggregate:
-            raise ValueError(f"aggregate {aggregate} must divide the tile size {tile}")
-        matrices = [
-            coarse.coarse_matrix(coeffs[i], mask[i], image[i], ids[i], tile, aggregate)
-            for i in range(image.shape[0])
-        ]
-        token = coarse.SOLVERS.add(matrices)
-        try:
-            rgb = gather_host(np.moveaxis(image, -1, 1), ids, tile)
-            x, info = _pcg_two_level(
-                *tiled, neighbours, rgb, np.int32(token), tol=tol, maxiter=maxiter,
-                aggregate=aggregate,
-            )  # fmt: skip
-            x = np.asarray(x)  # waits for the last callback before its factors are dropped
-        finally:
-            coarse.SOLVERS.drop(token)
+        rgb = gather_host(np.moveaxis(image, -1, 1), ids, tile)
+        grid = (size[0] // tile, size[1] // tile)
+        x, info = two_level.two_level_pcg(
+            *tiled, neighbours, rgb, ids, grid, aggregate=aggregate, tol=tol,
+            maxiter=maxiter,
+        )  # fmt: skip
     else:
         x, info = _pcg(*tiled, neighbours, tol=tol, maxiter=maxiter)
     x = scatter_host(np.asarray(x), ids, size)

@@ -8,6 +8,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array, lax
 
 from jaxmatte import conventions
@@ -161,7 +162,8 @@ def restricted_planes(coeffs: Array, unknown: Array, index: Array) -> Array:
     """Plane-major stencil tiles of M A M + I - M (M = diag(unknown)) for `tiles.halo_matvec`.
 
     Built once per solve, so PCG's operator is one stencil product with no masking passes
-    (`stencil.restrict_to_unknown` on tiles; exactly symmetric when A's stencil is).
+    (`stencil.restrict_to_unknown` on tiles; exactly symmetric when A's stencil is). Numpy in
+    (all three), numpy out: the host-driven solver builds it without a compiled program.
 
     Args:
       coeffs: [B, S, K, T, T] stencil tiles of A.
@@ -171,15 +173,17 @@ def restricted_planes(coeffs: Array, unknown: Array, index: Array) -> Array:
     Returns:
       [B, K, S, T, T].
     """
+    xp = np if isinstance(coeffs, np.ndarray) else jnp
     s = stencil_radius(coeffs)
     tile = unknown.shape[-1]
+    centre = centre_index(coeffs)
     halo = tiles.gather_halo(unknown, index)
     planes = [
         coeffs[:, :, k] * unknown * halo[..., s + dy : s + dy + tile, s + dx : s + dx + tile]
         for k, (dy, dx) in enumerate(offsets(s))
     ]
-    planes = jnp.stack(planes, axis=1)
-    return planes.at[:, centre_index(coeffs)].add(1.0 - unknown)
+    planes[centre] = planes[centre] + (1.0 - unknown)
+    return xp.stack(planes, axis=1)
 
 
 def solve_on_tiles(

@@ -21,18 +21,14 @@ References:
 
 from __future__ import annotations
 
-import itertools
-import threading
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
-from jax import Array
+from jax import Array, lax
 
 from jaxmatte import conventions
-from jaxmatte.propagation.stencil import offsets
+from jaxmatte.propagation import tiles
 
 BASIS = 4  # 1, R, G, B
 # Ridge on E relative to its largest diagonal entry: aggregates without an unknown pixel, and
@@ -48,14 +44,21 @@ def aggregate_map(tile: int, aggregate: int) -> np.ndarray:
     return (which[:, None] == np.arange(n * n)[None]).astype(np.float32)
 
 
+def _xp(x):
+    """numpy for numpy inputs (the host-driven solver's set-up), else jax.numpy."""
+    return np if isinstance(x, np.ndarray) else jnp
+
+
 def basis_tiles(image: Array, unknown: Array) -> Array:
     """Z on the tiles: [B, S, 3, T, T] RGB and [B, S, T, T] 0/1 mask -> [B, S, 4, T^2].
 
     The four functions (1, R - 1/2, G - 1/2, B - 1/2) on the unknown pixels, pixels in raster
-    order; `aggregate_map` says which coarse function of its slot a pixel belongs to.
+    order; `aggregate_map` says which coarse function of its slot a pixel belongs to. Numpy in,
+    numpy out.
     """
+    xp = _xp(image)
     centred = image - conventions.LABEL_UNKNOWN
-    planes = jnp.concatenate([jnp.ones_like(centred[:, :, :1]), centred], axis=2)
+    planes = xp.concatenate([xp.ones_like(centred[:, :, :1]), centred], axis=2)
     z = unknown[:, :, None] * planes
     return z.reshape(*z.shape[:3], -1)
 
@@ -69,7 +72,7 @@ def restrict(r: Array, basis: Array, groups: Array) -> Array:
       groups: [T^2, (T/A)^2] `aggregate_map` (a small matmul sums each aggregate).
     """
     rb = basis * r.reshape(*r.shape[:2], 1, -1)
-    return jnp.matmul(rb, groups.astype(rb.dtype)).reshape(r.shape[0], -1)
+    return _xp(rb).matmul(rb, groups.astype(rb.dtype)).reshape(r.shape[0], -1)
 
 
 def prolong(e: Array, basis: Array, groups: Array) -> Array:
@@ -83,115 +86,116 @@ def prolong(e: Array, basis: Array, groups: Array) -> Array:
     return x.reshape(b, s, t, t)
 
 
-def coarse_matrix(
-    coeffs: np.ndarray,
-    unknown: np.ndarray,
-    image: np.ndarray,
-    ids: np.ndarray,
-    tile: int,
-    aggregate: int,
-) -> sp.csc_matrix:
-    """E = Z^T (M A M) Z of one image, dofs in `restrict`'s order (float64, host).
+def colour_period(reach: int, aggregate: int) -> int:
+    """P such that aggregates P apart in both directions never share a row of E.
+
+    A x for x on one aggregate reaches `reach` pixels out, i.e. ceil(reach / A) aggregates; two
+    aggregates P = 2 ceil(reach / A) + 1 apart are never both that close to a third one.
+    """
+    return 2 * -(-reach // aggregate) + 1
+
+
+def _tile_rows_cols(ids: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Tile row and column of every slot, [B, S] each (empty slots: row th)."""
+    return np.divmod(ids.astype(np.int64), grid[1])
+
+
+def aggregate_colours(
+    ids: np.ndarray, grid: tuple[int, int], tile: int, aggregate: int, period: int
+) -> np.ndarray:
+    """[B, S, T, T] int32 colour (gy mod P) P + (gx mod P) of each pixel's aggregate (host).
 
     Args:
-      coeffs: [K, H, W] stencil of A (H, W multiples of the tile).
-      unknown: [H, W] bool mask M.
-      image: [H, W, 3] RGB in [0, 1].
-      ids: [S] flat tile index of each slot (`buckets.host_layout`), th * tw for empty slots.
-      tile: T.
-      aggregate: A, a divisor of T.
-
-    Returns:
-      [S (T/A)^2 4, S (T/A)^2 4] sparse E, ridge included.
+      ids: [B, S] flat tile index of each slot (`buckets.host_layout`).
+      grid: (th, tw) tiles of the padded image.
+      tile, aggregate, period: T, A and `colour_period`.
     """
-    h, w = unknown.shape
-    tw = w // tile
     n = tile // aggregate
-    slot_of = np.full((h // tile) * tw + 1, -1, np.int64)
-    slot_of[ids] = np.arange(ids.size)
-    ys, xs = np.nonzero(unknown)
-    npx = ys.size
-    pixel = np.full((h, w), -1, np.int64)
-    pixel[ys, xs] = np.arange(npx)
-    # A restricted to unknown pixel pairs, in the order of (ys, xs).
-    s = (int(round(coeffs.shape[0] ** 0.5)) - 1) // 2
-    rows, cols, vals = [], [], []
-    for k, (dy, dx) in enumerate(offsets(s)):
-        y2, x2 = ys + dy, xs + dx
-        ok = (y2 >= 0) & (y2 < h) & (x2 >= 0) & (x2 < w)
-        ok[ok] = unknown[y2[ok], x2[ok]]
-        rows.append(np.flatnonzero(ok))
-        cols.append(pixel[y2[ok], x2[ok]])
-        vals.append(coeffs[k, ys[ok], xs[ok]].astype(np.float64))
-    a = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(npx, npx)
-    )
-    slot = slot_of[(ys // tile) * tw + xs // tile]
-    if (slot < 0).any():
-        raise ValueError("coarse_matrix: an unknown pixel lies outside the slotted tiles")
-    agg = ((ys % tile) // aggregate) * n + (xs % tile) // aggregate
-    dof = slot[:, None] * BASIS * n * n + np.arange(BASIS) * n * n + agg[:, None]  # [N, 4]
-    centred = image[ys, xs].astype(np.float64) - conventions.LABEL_UNKNOWN
-    values = np.concatenate([np.ones((npx, 1)), centred], axis=1)  # [N, 4]
-    size = ids.size * n * n * BASIS
-    z = sp.csr_matrix(
-        (values.reshape(-1), (np.repeat(np.arange(npx), BASIS), dof.reshape(-1))),
-        shape=(npx, size),
-    )
-    e = (z.T @ (a @ z)).tocsc()
-    diag = e.diagonal()
-    ridge = RIDGE * max(float(np.abs(diag).max()), 1.0)
-    return (e + sp.diags(np.full(size, ridge))).tocsc()
+    ty, tx = _tile_rows_cols(ids, grid)
+    local = np.arange(tile) // aggregate
+    gy = (ty * n)[..., None, None] + local[:, None]
+    gx = (tx * n)[..., None, None] + local[None, :]
+    return ((gy % period) * period + gx % period).astype(np.int32)
 
 
-class CoarseSolvers:
-    """Host LU factors of the coarse systems, looked up by an integer token from jitted code.
+def probe_coarse(
+    planes: Array, index: Array, basis: Array, groups: Array, colours: Array, period: int
+) -> Array:
+    """Z^T A Z_(c, j) for every colour c and basis function j: E by probing, on the tiles.
 
-    A compiled PCG program is shared by every image of its shape bucket, so the factors cannot be
-    baked into it; the program passes the token it was called with to the callback instead.
-    """
-
-    def __init__(self):
-        self._factors: dict[int, list] = {}
-        self._next = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def add(self, matrices: list[sp.csc_matrix]) -> int:
-        """Factors one E per image; returns the token that names them."""
-        factors = [spla.splu(m, permc_spec="MMD_ATA") for m in matrices]
-        with self._lock:
-            token = next(self._next)
-            self._factors[token] = factors
-        return token
-
-    def drop(self, token: int) -> None:
-        with self._lock:
-            self._factors.pop(token, None)
-
-    def solve(self, token: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """E^-1 rhs per image, in float64: token [] int32, rhs [B, n] -> [B, n] in rhs's dtype."""
-        factors = self._factors[int(np.asarray(token))]
-        rhs = np.asarray(rhs)  # the callback may hand over jax arrays
-        out = np.stack([f.solve(r.astype(np.float64)) for f, r in zip(factors, rhs)])
-        return out.astype(rhs.dtype)
-
-
-SOLVERS = CoarseSolvers()
-
-
-def coarse_correction(token: Array, r: Array, basis: Array, groups: Array) -> Array:
-    """Z E^-1 Z^T r on the tiles, E^-1 from the host factors named by `token` (no gradient).
+    Z_(c, j) sums the basis function j of every aggregate of colour c; A of it, restricted, gives
+    on row (aggregate a, function i) the one entry E[(a, i), (a', j)] with a' the aggregate of
+    colour c next to a (`colour_period`). 4 P^2 tiled products instead of a host Galerkin product.
 
     Args:
-      token: [] int32 `SOLVERS.add` token.
-      r: [B, S, T, T] residual tiles.
+      planes, index: the restricted stencil tiles and halo index of `tiles.halo_matvec`.
       basis: [B, S, 4, T^2] `basis_tiles`.
       groups: [T^2, (T/A)^2] `aggregate_map`.
+      colours: [B, S, T, T] `aggregate_colours`.
+      period: P.
+
+    Returns:
+      [P^2, 4, B, S 4 (T/A)^2]: [c, j, b, row] with rows in `restrict`'s order.
     """
-    # float32 across the callback: a callback's float64 output is cast to float32 when it runs
-    # on a thread outside `jax.enable_x64` (a thread-local flag). The host solve is float64; a
-    # float32-rounded preconditioner still lets float64 PCG reach 1e-10 (tested).
-    rc = restrict(r, basis, groups).astype(jnp.float32)
-    shape = jax.ShapeDtypeStruct(rc.shape, jnp.float32)
-    ec = jax.pure_callback(SOLVERS.solve, shape, token, rc, vmap_method="sequential")
-    return prolong(ec.astype(r.dtype), basis, groups)
+    b, s, nb, pixels = basis.shape
+    t = colours.shape[-1]
+    flat = colours.reshape(b, s, 1, pixels)
+
+    def one(c: Array) -> Array:
+        v = jnp.moveaxis(basis * (flat == c), 2, 0).reshape(nb, b, s, t, t)
+        av = jax.vmap(lambda x: tiles.halo_matvec(planes, x, index))(v)
+        return jax.vmap(lambda x: restrict(x, basis, groups))(av)
+
+    return lax.map(one, jnp.arange(period * period))
+
+
+def assemble(
+    probes: np.ndarray, ids: np.ndarray, grid: tuple[int, int], tile: int, aggregate: int
+) -> list[sp.csc_matrix]:
+    """Sparse E per image from `probe_coarse`'s values (host, float64), ridge included.
+
+    Args:
+      probes: [P^2, 4, B, S 4 (T/A)^2] `probe_coarse`.
+      ids: [B, S] flat tile index of each slot; th * tw for empty slots.
+      grid: (th, tw).
+      tile, aggregate: T and A.
+
+    Returns:
+      per image, [S 4 (T/A)^2]^2 sparse E in `restrict`'s order.
+    """
+    cc, nb, nbatch, size = probes.shape
+    period = int(round(cc**0.5))
+    half = period // 2
+    n = tile // aggregate
+    th, tw = grid
+    slots = ids.shape[1]
+    ty, tx = _tile_rows_cols(ids, grid)
+    ay, ax = np.divmod(np.arange(n * n), n)
+    gy = (ty * n)[..., None] + ay  # [B, S, n^2] aggregate row in the whole grid
+    gx = (tx * n)[..., None] + ax
+    cy, cx = np.divmod(np.arange(cc), period)
+    # The aggregate of colour c next to (gy, gx): [B, S, n^2, C].
+    ny = gy[..., None] + (cy - gy[..., None] + half) % period - half
+    nx = gx[..., None] + (cx - gx[..., None] + half) % period - half
+    inside = (ny >= 0) & (ny < th * n) & (nx >= 0) & (nx < tw * n)
+    slot_of = np.full(th * tw + 1, -1, np.int64)
+    out = []
+    for i in range(nbatch):
+        slot_of[:] = -1
+        slot_of[ids[i]] = np.arange(slots)
+        slot_of[th * tw] = -1
+        tile_id = np.where(inside[i], (ny[i] // n) * tw + nx[i] // n, th * tw)
+        slot2 = slot_of[tile_id]
+        local = (ny[i] % n) * n + nx[i] % n
+        col = np.where(slot2 >= 0, slot2 * nb * n * n + local, -1)  # [S, n^2, C], + j n^2
+        rows = np.arange(size).reshape(slots, nb, n * n)  # (slot, i, aggregate)
+        r = np.broadcast_to(rows[None, None], (cc, nb, slots, nb, n * n))
+        c = np.moveaxis(col, -1, 0)[:, None, :, None, :]  # [C, 1, S, 1, n^2]
+        c = np.where(c >= 0, c + np.arange(nb)[None, :, None, None, None] * n * n, -1)
+        c = np.broadcast_to(c, r.shape)
+        v = probes[:, :, i].reshape(r.shape).astype(np.float64)
+        keep = (c >= 0) & (v != 0)
+        e = sp.csc_matrix((v[keep], (r[keep], c[keep])), shape=(size, size))
+        ridge = RIDGE * max(float(np.abs(e.diagonal()).max()), 1.0)
+        out.append((e + sp.diags(np.full(size, ridge))).tocsc())
+    return out

@@ -113,7 +113,8 @@ def halo_index(neighbours: Array, tile: int, radius: int) -> Array:
     """Where each pixel of a tile's haloed copy lives in the flat vector tiles.
 
     Args:
-      neighbours: [B, S, 9] `TileLayout.neighbours` (S: no neighbour).
+      neighbours: [B, S, 9] `TileLayout.neighbours` (S: no neighbour); a numpy array gives a
+        numpy index.
       tile: T.
       radius: s, the halo width (<= T, so a halo pixel lies in one of the 3 x 3 neighbours).
 
@@ -131,7 +132,8 @@ def halo_index(neighbours: Array, tile: int, radius: int) -> Array:
     slots = neighbours.shape[1]
     slot = neighbours[:, :, which]  # [B, S, P, P]
     flat = slot * tile * tile + offset
-    return jnp.where(slot >= slots, slots * tile * tile, flat).astype(jnp.int32)
+    where = np.where if isinstance(neighbours, np.ndarray) else jnp.where  # host callers too
+    return where(slot >= slots, slots * tile * tile, flat).astype(np.int32)
 
 
 def gather_halo(x: Array, index: Array) -> Array:
@@ -139,7 +141,12 @@ def gather_halo(x: Array, index: Array) -> Array:
 
     One gather per product, kept as its own array: when XLA fuses the halo's assembly into the
     stencil's multiply-adds instead, every one of the K reads pays for it (2x slower on CPU).
+    Numpy in (both), numpy out.
     """
+    if isinstance(x, np.ndarray):
+        b = x.shape[0]
+        flat = np.concatenate([x.reshape(b, -1), np.zeros((b, 1), x.dtype)], axis=1)
+        return np.take_along_axis(flat, index.reshape(b, -1), axis=1).reshape(index.shape)
 
     def one(xt: Array, idx: Array) -> Array:
         flat = jnp.concatenate([xt.reshape(-1), jnp.zeros((1,), xt.dtype)])

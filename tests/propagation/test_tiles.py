@@ -119,3 +119,29 @@ def test_closed_form_on_tiles_equals_full_grid(monkeypatch, slots):
             jax.grad(lambda im, t=t: jnp.sum(weights * run(im, t)))(image) for t in (True, False)
         ]
         np.testing.assert_allclose(grads[0], grads[1], atol=1e-7 * np.abs(grads[1]).max())
+
+
+def test_host_halo_gather_and_restricted_planes_equal_the_device_ones():
+    """The host-driven two-level solver builds its operator with numpy (`two_level.py`): the
+    numpy branches of `halo_index`, `gather_halo` and `restricted_planes` give the jax values."""
+    from jaxmatte.propagation.buckets import gather_host, host_layout
+    from jaxmatte.propagation.closed_form import hard_system, restricted_planes
+
+    rng = np.random.default_rng(3)
+    image = rng.random((1, 40, 32, 3)).astype(np.float32)
+    trimap = np.where(rng.random((1, 40, 32)) < 0.3, 0.5, 1.0).astype(np.float32)
+    trimap[:, :16] = 0.0  # the top tiles hold no unknown pixel: not slotted
+    coeffs, unknown, _, _ = map(np.asarray, hard_system(image, trimap, eps=1e-5, radius=1))
+    ids, neighbours = host_layout(unknown > 0, 8, 14)  # 12 active tiles, 2 empty slots
+    c_t, u_t = gather_host(coeffs, ids, 8), gather_host(unknown, ids, 8)
+    index = tiles.halo_index(neighbours, 8, 2)
+    assert isinstance(index, np.ndarray)
+    np.testing.assert_array_equal(index, tiles.halo_index(jnp.asarray(neighbours), 8, 2))
+    halo = tiles.gather_halo(c_t[:, :, 0], index)
+    assert isinstance(halo, np.ndarray)
+    np.testing.assert_array_equal(halo, tiles.gather_halo(jnp.asarray(c_t[:, :, 0]), index))
+    host = restricted_planes(c_t, u_t, index)
+    assert isinstance(host, np.ndarray) and host.shape == (1, 25, 14, 8, 8)
+    dev = restricted_planes(jnp.asarray(c_t), jnp.asarray(u_t), jnp.asarray(index))
+    np.testing.assert_array_equal(host, np.asarray(dev))
+    assert (host[0, 12, 12:] == 1).all()  # empty slots: identity rows
