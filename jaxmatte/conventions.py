@@ -56,6 +56,9 @@ CG_MAXITER_CLOSED_FORM = 10000
 # tiles keep 9-46% of a realmatte image; a trimap beyond the largest solves on the full grid).
 CF_TILE = 8
 CF_TILE_SLOTS = (0.2, 0.35, 0.5)
+# Haloed tiles per call of the tiled closed-form system (`propagation/tile_system.py`): one
+# compiled program serves every image; the last chunk is padded.
+CF_PATCH_CHUNK = 256
 # Relative ridge rho * mean(diag(A)) added to images with no known pixel (dmp.md Sec. 4.3).
 SINGULAR_RIDGE = 1e-6
 # Aggregation multigrid preconditioner (propagation/multigrid.py): first-level tile size, Jacobi

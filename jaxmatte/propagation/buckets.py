@@ -3,9 +3,12 @@
 XLA compiles one program per input shape, seconds each for closed-form matting on CPU. Here the
 host pads every image to a size bucket (`TRIMAP_OUTSIDE` on the padding, which enters no matting
 window, so the answer on the image is unchanged), counts the active tiles and rounds that count
-up to a slot bucket. Two programs run: the system (compiled per size bucket) and PCG on the
-active tiles (per slot bucket, whatever the image size); the tile gather and scatter between them
-run on the host, so no program depends on both buckets.
+up to a slot bucket. With Jacobi, two programs run: the system (compiled per size bucket) and
+PCG on the active tiles (per slot bucket, whatever the image size); the tile gather and scatter
+between them run on the host, so no program depends on both buckets. With the two-level
+preconditioner (the predict default), the system is built on haloed patches of the active tiles
+(`tile_system.py`, one program for all sizes), and PCG runs from the host (`two_level.py`,
+per slot bucket): no program depends on the image size.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from jax import Array
 
 from jaxmatte import conventions
 from jaxmatte.propagation import closed_form as cf
-from jaxmatte.propagation import tiles, two_level
+from jaxmatte.propagation import tile_system, tiles, two_level
 
 
 def bucket_size(h: int, w: int, multiple: int, square: bool) -> tuple[int, int]:
@@ -159,8 +162,9 @@ def closed_form_bucketed(
       image: [B, H, W, 3] RGB in [0, 1] (numpy; dtype sets the precision).
       trimap: [B, H, W] labels in [0, 1].
       eps, radius, tol, maxiter: as in `closed_form_matting`.
-      size_multiple: H and W are padded up to multiples of it (and of the tile).
-      square: pad both sides to the larger one (portrait and landscape images share programs).
+      size_multiple: Jacobi: H and W are padded up to multiples of it (and of the tile).
+      square: Jacobi: pad both sides to the larger one (portrait and landscape images share
+        programs). The two-level path pads to whole tiles only: no program depends on the size.
       slot_steps: tile-capacity buckets per octave (`slot_bucket`).
       aggregate: A > 0: two-level preconditioner with a colour-line coarse space on A x A
         aggregates (`coarse.py`; A divides the tile); 0: Jacobi alone. Same system and tolerance.
@@ -170,29 +174,36 @@ def closed_form_bucketed(
       alpha [B, H, W] in [0, 1] (numpy), and the SolveInfo when return_info.
     """
     tile = conventions.CF_TILE
+    if aggregate and tile % aggregate:
+        raise ValueError(f"aggregate {aggregate} must divide the tile size {tile}")
     h, w = trimap.shape[1:]
-    size = bucket_size(h, w, math.lcm(size_multiple, tile), square)
+    # Jacobi builds the system on the whole padded image (compiled per size bucket); the
+    # two-level solver on the active tiles only (`tile_system`: one program for every size), so
+    # it pads to whole tiles only. PCG compiles per slot bucket; the tile gathers and scatters
+    # run on the host, so no program depends on both.
+    if aggregate:
+        size = bucket_size(h, w, tile, square=False)
+    else:
+        size = bucket_size(h, w, math.lcm(size_multiple, tile), square)
     image, trimap = pad_inputs(image, trimap, size)
     mask = unknown_mask(trimap)
     need = active_tile_count(mask, tile)
     slots = min(slot_bucket(need, slot_steps), (size[0] // tile) * (size[1] // tile))
-    # The system compiles per size bucket, PCG per slot bucket; the tile gather and scatter
-    # between them run on the host, so no program depends on both.
-    if aggregate and tile % aggregate:
-        raise ValueError(f"aggregate {aggregate} must divide the tile size {tile}")
-    coeffs, unknown, rhs, fixed = map(
-        np.asarray, _system(image, trimap, eps=eps, radius=radius)
-    )  # fmt: skip
     ids, neighbours = host_layout(mask, tile, slots)
-    tiled = [gather_host(v, ids, tile) for v in (coeffs, unknown, rhs)]
     if aggregate:
-        rgb = gather_host(np.moveaxis(image, -1, 1), ids, tile)
         grid = (size[0] // tile, size[1] // tile)
+        tiled = tile_system.tile_system(image, trimap, ids, grid, eps=eps, radius=radius)
+        rgb = gather_host(np.moveaxis(image, -1, 1), ids, tile)
         x, info = two_level.two_level_pcg(
-            *tiled, neighbours, rgb, ids, grid, aggregate=aggregate, tol=tol,
-            maxiter=maxiter,
-        )  # fmt: skip
+            *tiled, neighbours, rgb, ids, grid, aggregate=aggregate, tol=tol, maxiter=maxiter
+        )
+        unknown = mask.astype(image.dtype)
+        fixed = (trimap >= cf._FG_FROM).astype(image.dtype)  # `hard_system`'s: known foreground
     else:
+        coeffs, unknown, rhs, fixed = map(
+            np.asarray, _system(image, trimap, eps=eps, radius=radius)
+        )  # fmt: skip
+        tiled = [gather_host(v, ids, tile) for v in (coeffs, unknown, rhs)]
         x, info = _pcg(*tiled, neighbours, tol=tol, maxiter=maxiter)
     x = scatter_host(np.asarray(x), ids, size)
     alpha = np.clip(fixed + unknown * x, 0.0, 1.0)[:, :h, :w]
