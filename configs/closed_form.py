@@ -34,11 +34,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         }
     )
     config.x64 = False  # True: main.py traces and runs under jax.enable_x64
-    # Host-side shape buckets (jaxmatte/propagation/buckets.py): each image is padded to a
-    # square whose side is a multiple of size_multiple, the padding in no matting window (same
-    # answer), and its active tiles are rounded up to slot_steps buckets per octave, so a few
-    # compiled programs serve every image ("pad_apply" compiles one per image size). aggregate:
-    # the two-level preconditioner's coarse space on 4 x 4 pixel aggregates (0: Jacobi alone).
+    # Host-side shape buckets (jaxmatte/propagation/buckets.py): each image's active tiles are
+    # rounded up to slot_steps buckets per octave, so a few compiled programs serve every image
+    # ("pad_apply" compiles one per image size). aggregate: the two-level preconditioner's
+    # coarse space on 4 x 4 pixel aggregates; its system is built on the active tiles only.
+    # aggregate 0: Jacobi alone, on a system built for the image padded to a square whose side
+    # is a multiple of size_multiple (the padding in no matting window: same answer).
     config.inference = ml_collections.ConfigDict(
         {
             "name": "closed_form_buckets",

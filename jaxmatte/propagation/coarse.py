@@ -10,9 +10,10 @@ takes those functions out: Z holds, on every A x A pixel aggregate of every acti
 functions (1, R - 1/2, G - 1/2, B - 1/2) restricted to the unknown pixels (the basis of
 `closed_form.colour_line_basis`). With 4 x 4 aggregates it cuts Jacobi-PCG's iterations 20-60x
 on realmatte. E is sparse (an aggregate couples to the aggregates within the stencil's reach) and
-has ~16 unknowns per 64 active pixels; it is assembled and LU-factored once per image on the host
-(SciPy's SuperLU, float64) and solved from inside the jitted PCG loop by a callback. P is
-symmetric positive definite, so plain PCG applies; it changes the speed, not the system.
+has ~16 unknowns per 64 active pixels. It is probed on the device in float64 (`probe_coarse`:
+float32 rounding swamps its near-null modes), assembled as a SciPy sparse matrix (`assemble`) and
+LU-factored once per image on the host; `two_level.py` runs PCG with it. P is symmetric
+positive definite, so plain PCG applies; it changes the speed, not the system.
 
 References:
   Toselli, Widlund, Domain Decomposition Methods, 2005, Sec. 2.3 (additive two-level Schwarz);

@@ -147,3 +147,19 @@ def test_bad_aggregate_is_an_error_naming_the_key(aggregate):
     model = MODELS.get(config.model.name)(**config.model.kwargs)
     with pytest.raises(ValueError, match="inference.kwargs.aggregate"):
         closed_form_buckets({"main": model}, aggregate=aggregate)
+
+
+def test_two_level_batch_of_two_equals_each_image_alone():
+    """Images of one batch share the slot bucket but keep their own coarse systems and steps."""
+    a_img, a_tri = wide_band_inputs(3, 48, 56, 8)
+    b_img, b_tri = blob_inputs(4, 48, 56)
+    kw = {"eps": 1e-7, "radius": 1, "tol": 1e-6, "maxiter": 2000, "size_multiple": 16,
+          "slot_steps": 4, "aggregate": 4, "return_info": True}  # fmt: skip
+    image = np.concatenate([a_img, b_img]).astype(np.float32)
+    trimap = np.concatenate([a_tri, b_tri]).astype(np.float32)
+    both, info = buckets.closed_form_bucketed(image, trimap, **kw)
+    assert info.converged.all() and info.iterations[0] != info.iterations[1]
+    for i in range(2):
+        alone, one = buckets.closed_form_bucketed(image[i : i + 1], trimap[i : i + 1], **kw)
+        assert one.iterations[0] == info.iterations[i]
+        np.testing.assert_allclose(both[i], alone[0], atol=1e-5)
