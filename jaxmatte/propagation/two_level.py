@@ -10,10 +10,10 @@ realmatte, each one compiled step between two host solves:
     device: z = D^-1 r + Z e;  p = z + beta p;  x, r updated along p;  Z^T r of the new r
 
 The set-up (halo index, restricted stencil, Jacobi diagonal, coarse basis) is numpy on the host
-(compiling it took ~0.8 s per slot bucket); the two programs,
-`_probe` (E by probing, float64) and `_step`, are callback-free, so the cache keeps them. The
-iteration is `solve.pcg`'s (per-image steps, frozen once converged), so the answer is the same
-PCG's.
+(compiling it took ~0.8 s per slot bucket); the two programs, `_probe` (E by probing, float64)
+and `_step`, are callback-free, so the cache keeps them. The iteration is `solve.pcg`'s
+(per-image steps, frozen once converged), so the answer is the same PCG's. Prediction only: no
+gradient flows through this path (`closed_form_matting` is the differentiable one).
 """
 
 from __future__ import annotations
