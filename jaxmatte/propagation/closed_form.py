@@ -8,7 +8,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array, lax
 
 from jaxmatte import conventions
@@ -173,7 +172,7 @@ def restricted_planes(coeffs: Array, unknown: Array, index: Array) -> Array:
     Returns:
       [B, K, S, T, T].
     """
-    xp = np if isinstance(coeffs, np.ndarray) else jnp
+    xp = tiles.array_module(coeffs)
     s = stencil_radius(coeffs)
     tile = unknown.shape[-1]
     centre = centre_index(coeffs)

@@ -45,11 +45,6 @@ def aggregate_map(tile: int, aggregate: int) -> np.ndarray:
     return (which[:, None] == np.arange(n * n)[None]).astype(np.float32)
 
 
-def _xp(x):
-    """numpy for numpy inputs (the host-driven solver's set-up), else jax.numpy."""
-    return np if isinstance(x, np.ndarray) else jnp
-
-
 def basis_tiles(image: Array, unknown: Array) -> Array:
     """Z on the tiles: [B, S, 3, T, T] RGB and [B, S, T, T] 0/1 mask -> [B, S, 4, T^2].
 
@@ -57,7 +52,7 @@ def basis_tiles(image: Array, unknown: Array) -> Array:
     order; `aggregate_map` says which coarse function of its slot a pixel belongs to. Numpy in,
     numpy out.
     """
-    xp = _xp(image)
+    xp = tiles.array_module(image)
     centred = image - conventions.LABEL_UNKNOWN
     planes = xp.concatenate([xp.ones_like(centred[:, :, :1]), centred], axis=2)
     z = unknown[:, :, None] * planes
@@ -73,7 +68,7 @@ def restrict(r: Array, basis: Array, groups: Array) -> Array:
       groups: [T^2, (T/A)^2] `aggregate_map` (a small matmul sums each aggregate).
     """
     rb = basis * r.reshape(*r.shape[:2], 1, -1)
-    return _xp(rb).matmul(rb, groups.astype(rb.dtype)).reshape(r.shape[0], -1)
+    return tiles.array_module(rb).matmul(rb, groups.astype(rb.dtype)).reshape(r.shape[0], -1)
 
 
 def prolong(e: Array, basis: Array, groups: Array) -> Array:
@@ -96,9 +91,17 @@ def colour_period(reach: int, aggregate: int) -> int:
     return 2 * -(-reach // aggregate) + 1
 
 
-def _tile_rows_cols(ids: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Tile row and column of every slot, [B, S] each (empty slots: row th)."""
-    return np.divmod(ids.astype(np.int64), grid[1])
+def _aggregate_coords(
+    ids: np.ndarray, grid: tuple[int, int], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column, in the whole image's aggregate grid, of each slot's n x n aggregates.
+
+    Returns:
+      (gy, gx), each [B, S, n^2] in `aggregate_map`'s order (empty slots: rows from th n).
+    """
+    ty, tx = np.divmod(ids.astype(np.int64), grid[1])
+    ay, ax = np.divmod(np.arange(n * n), n)
+    return (ty * n)[..., None] + ay, (tx * n)[..., None] + ax
 
 
 def aggregate_colours(
@@ -112,11 +115,10 @@ def aggregate_colours(
       tile, aggregate, period: T, A and `colour_period`.
     """
     n = tile // aggregate
-    ty, tx = _tile_rows_cols(ids, grid)
-    local = np.arange(tile) // aggregate
-    gy = (ty * n)[..., None, None] + local[:, None]
-    gx = (tx * n)[..., None, None] + local[None, :]
-    return ((gy % period) * period + gx % period).astype(np.int32)
+    gy, gx = _aggregate_coords(ids, grid, n)
+    colour = (gy % period) * period + gx % period  # [B, S, n^2]
+    which = aggregate_map(tile, aggregate).argmax(axis=1).reshape(tile, tile)
+    return colour[..., which].astype(np.int32)
 
 
 def probe_coarse(
@@ -170,10 +172,7 @@ def assemble(
     n = tile // aggregate
     th, tw = grid
     slots = ids.shape[1]
-    ty, tx = _tile_rows_cols(ids, grid)
-    ay, ax = np.divmod(np.arange(n * n), n)
-    gy = (ty * n)[..., None] + ay  # [B, S, n^2] aggregate row in the whole grid
-    gx = (tx * n)[..., None] + ax
+    gy, gx = _aggregate_coords(ids, grid, n)  # [B, S, n^2]
     cy, cx = np.divmod(np.arange(cc), period)
     # The aggregate of colour c next to (gy, gx): [B, S, n^2, C].
     ny = gy[..., None] + (cy - gy[..., None] + half) % period - half

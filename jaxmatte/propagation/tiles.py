@@ -109,6 +109,12 @@ def scatter_tiles(xt: Array, layout: TileLayout) -> Array:
     return full.reshape(b, th * tile, tw * tile)[:, : layout.shape[0], : layout.shape[1]]
 
 
+def array_module(x):
+    """numpy for a numpy array, else jax.numpy: the host-driven solver (`two_level.py`) builds
+    its operator with the same functions in numpy, without a compiled program."""
+    return np if isinstance(x, np.ndarray) else jnp
+
+
 def halo_index(neighbours: Array, tile: int, radius: int) -> Array:
     """Where each pixel of a tile's haloed copy lives in the flat vector tiles.
 
@@ -132,8 +138,8 @@ def halo_index(neighbours: Array, tile: int, radius: int) -> Array:
     slots = neighbours.shape[1]
     slot = neighbours[:, :, which]  # [B, S, P, P]
     flat = slot * tile * tile + offset
-    where = np.where if isinstance(neighbours, np.ndarray) else jnp.where  # host callers too
-    return where(slot >= slots, slots * tile * tile, flat).astype(np.int32)
+    xp = array_module(neighbours)
+    return xp.where(slot >= slots, slots * tile * tile, flat).astype(np.int32)
 
 
 def gather_halo(x: Array, index: Array) -> Array:
