@@ -35,8 +35,15 @@ def torch_default_bias(fan_in: int):
     return init
 
 
-def window_partition(x: jnp.ndarray, window: int) -> Tuple[jnp.ndarray, Tuple[int, int]]:
-    """Zero-pads [B, H, W, C] bottom/right to multiples of `window` and cuts it into windows.
+def window_partition(
+    x: jnp.ndarray, window: int, fill: jnp.ndarray | None = None
+) -> Tuple[jnp.ndarray, Tuple[int, int]]:
+    """Pads [B, H, W, C] bottom/right to multiples of `window` and cuts it into windows.
+
+    Args:
+      x: [B, H, W, C].
+      window: the window side.
+      fill: [C] (or broadcastable to it), the value of the padded positions; None: zeros.
 
     Returns:
       (windows [B * (Hp/window) * (Wp/window), window, window, C] in row-major window order,
@@ -47,6 +54,10 @@ def window_partition(x: jnp.ndarray, window: int) -> Tuple[jnp.ndarray, Tuple[in
     hp, wp = nh * window, nw * window
     if (hp, wp) != (h, w):  # symbolic sides never compare equal: pad by a symbolic width
         x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
+        if fill is not None:
+            rows = jax.lax.broadcasted_iota(jnp.int32, (1, hp, wp, 1), 1)
+            cols = jax.lax.broadcasted_iota(jnp.int32, (1, hp, wp, 1), 2)
+            x = jnp.where((rows < h) & (cols < w), x, jnp.asarray(fill, x.dtype))
     x = x.reshape(b, nh, window, nw, window, c)
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, window, window, c), (hp, wp)
 
@@ -103,7 +114,11 @@ def abs_pos_embed(pos_embed: jnp.ndarray, hw: Tuple[int, int], has_cls: bool = T
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with decomposed relative position (ViTDet / MViTv2)."""
+    """Multi-head self-attention with decomposed relative position (ViTDet / MViTv2).
+
+    Call: `attn(x [B, H, W, dim], window)` -> [B, H, W, dim]; `window > 0` attends within
+    window x window tiles of the grid zero-padded bottom/right (ViTDet), global otherwise.
+    """
 
     dim: int
     num_heads: int
@@ -111,11 +126,28 @@ class Attention(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        b, h, w, _ = x.shape
-        hd = self.dim // self.num_heads
+    def __call__(self, x: jnp.ndarray, window: int = 0) -> jnp.ndarray:
         dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=trunc_normal)
-        qkv = dense(3 * self.dim, name="qkv")(x)
+        qkv_layer = dense(3 * self.dim, name="qkv")
+        qkv = qkv_layer(x)
+        if window > 0:
+            # ViTDet pads the normed tokens with zeros and projects every window, so a padded
+            # token is an unmasked key whose q, k, v are those of a zero token: the qkv bias.
+            # Projecting the real tokens only and padding with a zero token's projection gives
+            # the same windows with 1/3 of the qkv and proj work at 256² (16² tokens padded to
+            # 28²); proj is per token, so it runs after the crop.
+            hw = x.shape[1:3]
+            zero_token = qkv_layer(jnp.zeros((1, x.shape[-1]), x.dtype))[0]
+            qkv, pad_hw = window_partition(qkv, window, fill=zero_token)
+            out = window_unpartition(self._attend(qkv), window, pad_hw, hw)
+        else:
+            out = self._attend(qkv)
+        return dense(self.dim, name="proj")(out)
+
+    def _attend(self, qkv: jnp.ndarray) -> jnp.ndarray:
+        """qkv [B, h, w, 3 * dim] (q, k, v head-major) -> heads merged [B, h, w, dim]."""
+        b, h, w, _ = qkv.shape
+        hd = self.dim // self.num_heads
         qkv = qkv.reshape(b, h * w, 3, self.num_heads, hd).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # [B, heads, N, hd]
         attn = jnp.einsum("bnqc,bnkc->bnqk", q * hd**-0.5, k)
@@ -132,8 +164,7 @@ class Attention(nn.Module):
         attn = attn.reshape(b, self.num_heads, h * w, h * w)
         attn = jax.nn.softmax(attn.astype(jnp.float32), axis=-1).astype(self.dtype)
         out = jnp.einsum("bnqk,bnkc->bnqc", attn, v)
-        out = out.transpose(0, 2, 1, 3).reshape(b, h, w, self.dim)  # heads merged head-major
-        return dense(self.dim, name="proj")(out)
+        return out.transpose(0, 2, 1, 3).reshape(b, h, w, self.dim)  # heads merged head-major
 
 
 class Mlp(nn.Module):
@@ -192,13 +223,7 @@ class Block(nn.Module):
         )
         y = norm(name="norm1")(x)
         attn = Attention(self.dim, self.num_heads, self.rel_size, self.dtype, name="attn")
-        if self.window > 0:
-            hw = y.shape[1:3]
-            y, pad_hw = window_partition(y, self.window)  # zero tokens are unmasked keys
-            y = window_unpartition(attn(y), self.window, pad_hw, hw)
-        else:
-            y = attn(y)
-        x = x + y
+        x = x + attn(y, self.window)
         x = x + Mlp(int(self.dim * self.mlp_ratio), self.dtype, name="mlp")(norm(name="norm2")(x))
         if self.use_residual:
             x = ResBottleneck(self.dim // 2, self.dtype, name="residual")(x)

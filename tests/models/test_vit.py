@@ -45,6 +45,47 @@ def test_window_partition_round_trip_with_padding():
     np.testing.assert_array_equal(np.asarray(back), np.asarray(x))
 
 
+def test_window_partition_fill_sets_only_the_padding():
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(1, 5, 6, 2)), jnp.float32)
+    fill = jnp.asarray([7.0, -3.0])
+    windows, pad_hw = vit_lib.window_partition(x, 4, fill=fill)
+    padded = np.asarray(vit_lib.window_unpartition(windows, 4, pad_hw, pad_hw))
+    np.testing.assert_array_equal(padded[:, :5, :6], np.asarray(x))
+    mask = np.ones((8, 8), bool)
+    mask[:5, :6] = False
+    np.testing.assert_array_equal(padded[0][mask], np.broadcast_to([7.0, -3.0], (mask.sum(), 2)))
+
+
+@pytest.mark.parametrize("hw", [(9, 11), (8, 8)])  # padded to 12 x 12; no padding
+def test_windowed_attention_equals_vitdet_order_with_gradients(hw):
+    """Projecting the real tokens only (fill = a zero token's qkv, proj after the crop) equals
+    ViTDet's order: pad the normed tokens with zeros, attend per window with qkv and proj on
+    every token, crop. Values and gradients (parameters and input) are compared."""
+    attn = vit_lib.Attention(dim=16, num_heads=2, rel_size=(4, 4))
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(2, *hw, 16)), jnp.float32)
+    params = attn.init(jax.random.PRNGKey(0), x, 4)["params"]
+    # non-zero biases and rel-pos tables, so that a padded token's q, k, v matter
+    jitter = lambda p: p + 0.1 * jnp.asarray(rng.normal(size=p.shape), p.dtype)
+    params = jax.tree.map(jitter, params)
+
+    def ours(p, x):
+        return attn.apply({"params": p}, x, 4)
+
+    def vitdet(p, x):
+        windows, pad_hw = vit_lib.window_partition(x, 4)  # zero tokens
+        out = attn.apply({"params": p}, windows, 0)  # global attention within each window
+        return vit_lib.window_unpartition(out, 4, pad_hw, x.shape[1:3])
+
+    g = jnp.asarray(rng.normal(size=(2, *hw, 16)), jnp.float32)
+    loss = lambda f: lambda p, x: jnp.sum(f(p, x) * g)
+    np.testing.assert_allclose(ours(params, x), vitdet(params, x), rtol=1e-5, atol=1e-5)
+    got = jax.grad(loss(ours), argnums=(0, 1))(params, x)
+    want = jax.grad(loss(vitdet), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_get_rel_pos_indexing_matches_a_loop():
     table = jnp.asarray(np.random.default_rng(2).normal(size=(2 * 5 - 1, 3)), jnp.float32)
     r = np.asarray(vit_lib.get_rel_pos(table, 5, 5))
