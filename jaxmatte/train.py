@@ -75,20 +75,29 @@ def make_train_step(
             return total, (metrics, new_vars.get("batch_stats", {}))
 
         grads, (metrics, batch_stats) = jax.grad(objective, has_aux=True)(state["params"])
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         # The gradient's global norm is finite iff every element is (or the squares overflow
         # float32, |g| > ~1e19, also treated as non-finite). One float reduction: a per-leaf
         # isfinite/all tree made XLA:CPU unroll the and-reductions into every select fusion
         # (~300k HLO instructions and minutes of compile for a small model).
         grad_norm = optax.global_norm(grads)
         finite = jnp.isfinite(metrics["loss/total"]) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+        def apply(_):
+            updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+            return optax.apply_updates(state["params"], updates), batch_stats, opt_state
+
+        def skip(_):
+            return state["params"], state["batch_stats"], state["opt_state"]
+
+        # One branch on the scalar, not a select per leaf of params, batch stats and optimiser
+        # state (~700 small fusions for ViTMatte-S: 5-6% of its CPU step).
+        params, batch_stats, opt_state = jax.lax.cond(finite, apply, skip, None)
         bad = 1 - finite.astype(jnp.int32)
         new_state = {
             "step": state["step"] + 1,
-            "params": keep(optax.apply_updates(state["params"], updates), state["params"]),
-            "batch_stats": keep(batch_stats, state["batch_stats"]),
-            "opt_state": keep(opt_state, state["opt_state"]),
+            "params": params,
+            "batch_stats": batch_stats,
+            "opt_state": opt_state,
             "rng": state["rng"],
             "nonfinite_run": (state["nonfinite_run"] + 1) * bad,
             "nonfinite_steps": state["nonfinite_steps"] + bad,
