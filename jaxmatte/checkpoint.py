@@ -92,10 +92,12 @@ def all_finite(tree: Any) -> bool:
     several processes are reduced on their devices, so that every process agrees.
     """
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
-    host = jax.device_get([x for x in leaves if _on_host(x)])
-    if not all(np.isfinite(x).all() for x in host):
+    whole, split = [], []
+    for x in leaves:
+        (whole if _on_host(x) else split).append(x)
+    if not all(np.isfinite(x).all() for x in jax.device_get(whole)):
         return False
-    return all(bool(jnp.isfinite(x).all()) for x in leaves if not _on_host(x))
+    return all(bool(jnp.isfinite(x).all()) for x in split)
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any, config: ConfigDict) -> None:

@@ -90,7 +90,7 @@ def make_train_step(
             return state["params"], state["batch_stats"], state["opt_state"]
 
         # One branch on the scalar, not a select per leaf of params, batch stats and optimiser
-        # state (~700 small fusions for ViTMatte-S: 5-6% of its CPU step).
+        # state (~700 small fusions for ViTMatte-S; 0.96x its wall time in an A/B).
         params, batch_stats, opt_state = jax.lax.cond(finite, apply, skip, None)
         bad = 1 - finite.astype(jnp.int32)
         new_state = {
